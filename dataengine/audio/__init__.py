@@ -1,0 +1,1 @@
+"""Audio helpers: I/O, resampling, quality metrics, voice activity and the audio filter stage."""

@@ -1,0 +1,168 @@
+"""The ``dataengine`` command line: parse, call, print."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from dataengine.recipe import RecipeError, load_recipe
+
+
+class UserError(click.ClickException):
+    """A usage or configuration error: one line on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="dataengine")
+def main(verbose: bool) -> None:
+    """Build spoken-instruction datasets for speech LLMs."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: build/<recipe name>).")
+@click.option("--limit", type=click.IntRange(min=1), help="Use at most N source rows (overrides the recipe).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def build(recipe_path: Path, out: Path | None, limit: int | None, workers: int, no_progress: bool) -> None:
+    """Build RECIPE into sharded WebDataset files plus a DuckDB-queryable manifest."""
+    from dataengine.pipeline import OutputError
+    from dataengine.pipeline import build as run_build
+
+    try:
+        recipe = load_recipe(recipe_path)
+        if limit is not None:
+            recipe = recipe.with_overrides(limit=limit)
+        out = out or Path("build") / recipe.name
+        summary = run_build(recipe, out, workers=workers, progress=not no_progress)
+    except (RecipeError, OutputError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(_format_summary(summary))
+
+
+def _format_summary(summary) -> str:  # noqa: ANN001 - BuildSummary, imported lazily
+    rejected = sum(summary.rejected.values())
+    wall = max(summary.wall_seconds, 1e-9)
+    lines = [
+        f"built {summary.out}: {summary.kept} kept, {rejected} rejected, {len(summary.shards)} shard(s)",
+        f"audio: {summary.audio_seconds / 3600:.3f} h ({summary.audio_seconds:.1f} s) kept",
+        f"wall time: {summary.wall_seconds:.1f} s; {(summary.kept + rejected) / wall:.2f} samples/s, "
+        f"{summary.audio_seconds / wall:.2f} audio-s/s",
+        "tasks: " + ", ".join(f"{task}={n}" for task, n in sorted(summary.tasks.items())),
+    ]
+    if summary.rejected:
+        lines.append("rejected by reason:")
+        lines += [f"  {reason:<40} {n}" for reason, n in summary.rejected.most_common()]
+    lines.append("stages:")
+    for stage in summary.stages:
+        lines.append(
+            f"  {stage.name:<14} seen {stage.seen:>6}  dropped {stage.dropped:>5}  {stage.seconds:8.1f} s"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("sql")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+def query(out: Path, sql: str, as_json: bool) -> None:
+    """Run read-only SQL over the build OUT's manifest (tables: samples, rejects)."""
+    from dataengine.manifest import ManifestError, run_query
+
+    try:
+        columns, rows = run_query(out, sql)
+    except ManifestError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=str, ensure_ascii=False))
+        return
+    click.echo(_table(columns, rows))
+
+
+def _table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in row] for row in rows]
+    widths = [min(60, max(len(r[i]) for r in cells)) for i in range(len(columns))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(v[:60].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+def inspect(out: Path) -> None:
+    """Summarize the build OUT: counts, hours, tasks, voices, reject reasons, length percentiles."""
+    from dataengine.inspect import summarize
+    from dataengine.manifest import ManifestError
+
+    try:
+        click.echo(summarize(out))
+    except ManifestError as exc:
+        raise UserError(str(exc)) from None
+
+
+@main.group()
+def tokenizer() -> None:
+    """The WhisperVQ sound tokenizer."""
+
+
+@tokenizer.command("info")
+@click.option("--checkpoint", default="default", show_default=True, help="default, a path, or org/repo:file.")
+def tokenizer_info(checkpoint: str) -> None:
+    """Print the codebook size, token rate and source of a WhisperVQ checkpoint."""
+    from dataengine.tokenizer.errors import TokenizerError
+    from dataengine.tokenizer.whispervq import load_whispervq
+
+    try:
+        model = load_whispervq(checkpoint)
+    except TokenizerError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"codes: {model.vq_codes}\ntokens/s: {model.tokens_per_second:g}\nsource: {model.source}")
+
+
+@tokenizer.command("fit")
+@click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path),
+    default=Path("recipes/demo.yaml"),
+    show_default=True,
+    help="Recipe whose source and voices make the training audio.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=1500, show_default=True, help="Texts to speak.")
+@click.option("--codes", type=click.IntRange(min=2), default=512, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint file to write.")
+def tokenizer_fit(recipe_path: Path, limit: int, codes: int, seed: int, out: Path) -> None:
+    """Fit a codebook by k-means over Whisper encoder features of the project's own TTS output."""
+    from dataengine.tokenizer.fit_command import fit_default_codebook
+
+    try:
+        recipe = load_recipe(recipe_path)
+    except RecipeError as exc:
+        raise UserError(str(exc)) from None
+    report = fit_default_codebook(recipe, out, n_codes=codes, seed=seed, limit=limit)
+    click.echo(report)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,7 @@
+"""Executors run a list of stages over batches of samples. They never know what a stage does."""
+
+from __future__ import annotations
+
+from dataengine.executors.local import LocalExecutor
+
+__all__ = ["LocalExecutor"]

@@ -1,0 +1,192 @@
+"""Build a dataset: recipe -> source -> stages (any executor) -> ordered writers (shards, manifest).
+
+The parallel part is a plain list of stages; the ordered part (task mix, formatting, writing) runs
+in this process in source order, so the output bytes do not depend on how the work was scheduled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dataengine import __version__
+from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
+from dataengine.executors import LocalExecutor
+from dataengine.formatting import TaskMixer, format_sample
+from dataengine.recipe import Recipe
+from dataengine.sample import Sample
+from dataengine.sources import iter_source
+from dataengine.stage import Stage, StageStats
+from dataengine.text.filters import TextFilter
+from dataengine.tokenizer.stage import TokenizerStage
+from dataengine.tts.stage import TTSStage
+from dataengine.writers.manifest import ManifestWriter
+from dataengine.writers.members import members_digest, sample_members
+from dataengine.writers.shards import ShardWriter
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 8
+OUTPUT_PARTS = ("shards", "manifest", "recipe.yaml", "build.json")
+METRIC_NAMES = ["est_sound_tokens", *AUDIO_METRIC_NAMES, "n_sound_tokens"]
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used; one line for the user."""
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    kept: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    tasks: Counter[str] = field(default_factory=Counter)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    shards: list[str] = field(default_factory=list)
+    stages: list[StageStats] = field(default_factory=list)
+
+
+def build_stages(recipe: Recipe) -> list[Stage]:
+    """The per-sample stages, in order. Each is picklable and loads its model in ``setup``."""
+    return [
+        TextFilter(recipe.text_filters, recipe.tokenizer.max_sound_tokens),
+        TTSStage(recipe.tts, recipe.seed),
+        AudioFilter(recipe.audio_filters),
+        TokenizerStage(recipe.tokenizer),
+    ]
+
+
+def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    iterator = iter(samples)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def prepare_output(out: Path) -> None:
+    """Create ``out`` or clear a previous build in it; refuse a folder holding anything else."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out}: exists and is not a folder")
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_PARTS)
+        if foreign:
+            raise OutputError(f"{out}: folder holds files that are not a dataengine build ({foreign[0]})")
+        for name in OUTPUT_PARTS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        log.info("cleared the previous build in %s", out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+class _Progress:
+    """One progress bar per stage plus one for writing; they advance as batches come back."""
+
+    def __init__(self, names: list[str], total: int | None, enabled: bool) -> None:
+        self.bars = [
+            tqdm(total=total, desc=f"{name:>13}", unit="sample", position=i, disable=not enabled, leave=True)
+            for i, name in enumerate(names)
+        ]
+
+        self.dropped = [0] * len(names)
+
+    def update(self, batch_size: int, dropped: list[int]) -> None:
+        for i, (bar, drops) in enumerate(zip(self.bars, dropped, strict=True)):
+            self.dropped[i] += drops
+            bar.set_postfix(dropped=self.dropped[i], refresh=False)
+            bar.update(batch_size)
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def build(
+    recipe: Recipe,
+    out: Path,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    executor: LocalExecutor | None = None,
+) -> BuildSummary:
+    """Run the whole build into ``out``; return what happened."""
+    started = time.perf_counter()
+    prepare_output(out)
+    stages = build_stages(recipe)
+    executor = executor or LocalExecutor(workers)
+    summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
+    shards = ShardWriter(
+        out / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
+    )
+    manifest = ManifestWriter(out / "manifest", METRIC_NAMES)
+    mixer = TaskMixer(recipe.format.instruction_ratio, recipe.seed)
+    seen_ids: set[str] = set()
+    bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
+
+    for batch, batch_stats in executor.map(stages, _batches(iter_source(recipe), BATCH_SIZE)):
+        for total, part in zip(summary.stages, batch_stats, strict=True):
+            total.merge(part)
+        before = len(manifest.rejects)
+        for sample in batch:
+            _write_sample(sample, recipe, mixer, shards, manifest, seen_ids, summary)
+        bars.update(len(batch), [s.dropped for s in batch_stats] + [len(manifest.rejects) - before])
+    bars.close()
+
+    summary.shards = shards.close()
+    manifest.close()
+    (out / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
+    summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in manifest.rejects)
+    summary.tasks = Counter(r["task"] for r in manifest.samples)
+    info = {
+        "dataengine_version": __version__,
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "kept": summary.kept,
+        "rejected": sum(summary.rejected.values()),
+        "audio_seconds": round(summary.audio_seconds, 3),
+        "shards": summary.shards,
+        "tasks": dict(sorted(summary.tasks.items())),
+        "reject_reasons": dict(sorted(summary.rejected.items())),
+    }
+    (out / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _write_sample(
+    sample: Sample,
+    recipe: Recipe,
+    mixer: TaskMixer,
+    shards: ShardWriter,
+    manifest: ManifestWriter,
+    seen_ids: set[str],
+    summary: BuildSummary,
+) -> None:
+    """The ordered part for one sample: dedupe ids, pick its task, format it, write it (or its reject)."""
+    if sample.kept and sample.id in seen_ids:
+        sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
+    if sample.kept:
+        try:
+            format_sample(sample, mixer.next_task(), recipe.seed)
+            members = sample_members(sample, recipe.shards.keep_audio)
+        except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
+            sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
+    if not sample.kept:
+        manifest.add_reject(sample)
+        return
+    seen_ids.add(sample.id)
+    shard = shards.add(sample.id, members)
+    manifest.add_kept(sample, shard, members_digest(members))
+    summary.kept += 1
+    summary.audio_seconds += sample.duration_s

@@ -1,0 +1,181 @@
+"""The recipe: a YAML file that pins everything that decides a build's output.
+
+Validation errors become :class:`RecipeError`, one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message is one line for the user."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChatterbotSource(_Section):
+    kind: Literal["chatterbot"] = "chatterbot"
+    categories: list[str] | None = None
+    """Corpus file stems (e.g. ``ai``, ``computers``); all English files when unset."""
+
+
+class FilesSource(_Section):
+    kind: Literal["files"]
+    paths: list[Path] = Field(min_length=1)
+    prompt_column: str = "prompt"
+    response_column: str = "response"
+    id_column: str | None = None
+
+
+class HFSource(_Section):
+    kind: Literal["hf"]
+    name: str
+    config: str | None = None
+    split: str = "train"
+    prompt_column: str = "prompt"
+    response_column: str = "response"
+    id_column: str | None = None
+    revision: str | None = None
+
+
+SourceConfig = Annotated[ChatterbotSource | FilesSource | HFSource, Field(discriminator="kind")]
+
+
+class TextFilterConfig(_Section):
+    max_symbol_ratio: float = Field(0.1, ge=0, le=1)
+    """Share of characters that are neither letters, digits, spaces nor ordinary punctuation."""
+    max_digit_ratio: float = Field(0.5, ge=0, le=1)
+    chars_per_second: float = Field(14.0, gt=0)
+    """Speaking-rate estimate used to predict audio length before TTS."""
+    length_margin: float = Field(1.3, ge=1)
+    """Drop only texts whose estimate exceeds the token limit by this factor (the estimate is rough)."""
+    min_chars: int = Field(2, ge=1)
+
+
+class VoiceConfig(_Section):
+    backend: Literal["piper"] = "piper"
+    voice: str = "joe-us"
+    length_scale: float = Field(1.0, gt=0.2, le=3.0)
+    """Speaking-speed knob of the backend: > 1 is slower."""
+    weight: float = Field(1.0, gt=0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}:{self.voice}@{self.length_scale:g}"
+
+
+class TTSConfig(_Section):
+    voices: list[VoiceConfig] = Field(default_factory=lambda: [VoiceConfig()], min_length=1)
+
+
+class AudioFilterConfig(_Section):
+    min_duration_s: float = Field(0.4, ge=0)
+    max_duration_s: float = Field(30.0, gt=0)
+    min_hf_energy_db: float = -40.0
+    """Energy above ``hf_cutoff_hz`` relative to the total; below this the audio lost its top band."""
+    hf_cutoff_hz: float = Field(6000.0, gt=0, lt=8000)
+    min_snr_db: float = 10.0
+    min_speech_fraction: float = Field(0.3, ge=0, le=1)
+    max_clipping_ratio: float = Field(1e-3, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AudioFilterConfig:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("min_duration_s must be below max_duration_s")
+        return self
+
+
+class TokenizerConfig(_Section):
+    checkpoint: str = "default"
+    """``default`` (embedded tiny.en codebook), a local path, or a Hub reference ``org/repo:file``."""
+    whisper: str | None = None
+    """Whisper encoder checkpoint (path); None uses the one the VQ checkpoint names."""
+    max_sound_tokens: int = Field(500, gt=0)
+    batch_size: int = Field(8, ge=1)
+
+
+class FormatConfig(_Section):
+    instruction_ratio: float = Field(0.7, ge=0, le=1)
+    """Share of kept samples that become instruction samples; the rest are transcription samples."""
+
+
+class ShardConfig(_Section):
+    split: str = Field("train", pattern=r"^[A-Za-z0-9_-]+$")
+    max_samples: int = Field(1000, ge=1)
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    keep_audio: bool = True
+
+
+class Recipe(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    limit: int | None = Field(None, ge=1)
+    source: SourceConfig = Field(default_factory=ChatterbotSource)
+    text_filters: TextFilterConfig = Field(default_factory=TextFilterConfig)
+    tts: TTSConfig = Field(default_factory=TTSConfig)
+    audio_filters: AudioFilterConfig = Field(default_factory=AudioFilterConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    format: FormatConfig = Field(default_factory=FormatConfig)
+    shards: ShardConfig = Field(default_factory=ShardConfig)
+
+    def with_overrides(self, **changes: Any) -> Recipe:
+        """A copy with top-level fields replaced (re-validated)."""
+        return Recipe.model_validate({**self.model_dump(), **changes})
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    return f"{path}: {key}: {msg}"
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe; relative file paths in it resolve against the recipe's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise RecipeError(f"{path}: not valid YAML: {first_line}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys")
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(_format_error(path, exc)) from None
+    return _resolve_paths(recipe, path.parent)
+
+
+def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
+    source = recipe.source
+    if isinstance(source, FilesSource):
+        paths = [p if p.is_absolute() else (base / p) for p in source.paths]
+        for p in paths:
+            if not p.is_file():
+                raise RecipeError(f"{base}: source.paths: file not found: {p}")
+        source = source.model_copy(update={"paths": paths})
+    tok = recipe.tokenizer
+    ckpt = tok.checkpoint
+    if ckpt != "default" and ":" not in ckpt and not Path(ckpt).is_absolute():
+        ckpt = str(base / ckpt)
+    if ckpt != "default" and ":" not in ckpt and not Path(ckpt).is_file():
+        raise RecipeError(f"{base}: tokenizer.checkpoint: file not found: {ckpt}")
+    tok = tok.model_copy(update={"checkpoint": ckpt})
+    return recipe.model_copy(update={"source": source, "tokenizer": tok})

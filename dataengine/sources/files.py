@@ -1,0 +1,57 @@
+"""Local JSONL and Parquet files with a column mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from dataengine.recipe import FilesSource
+from dataengine.sample import Sample
+from dataengine.sources.rows import row_to_sample, safe_id
+
+
+def _jsonl_rows(path: Path) -> Iterator[object]:
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield ValueError("line is not valid UTF-8")
+            except json.JSONDecodeError as exc:
+                yield ValueError(f"not valid JSON: {exc.msg}")
+
+
+def _parquet_rows(path: Path) -> Iterator[object]:
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def iter_files(config: FilesSource) -> Iterator[Sample]:
+    """Rows of each file in order; ids are ``<file stem>-<row number>`` unless ``id_column`` is set."""
+    for path in config.paths:
+        stem = safe_id(path.stem)
+        if path.suffix == ".parquet":
+            rows = _parquet_rows(path)
+        elif path.suffix in {".jsonl", ".json"}:
+            rows = _jsonl_rows(path)
+        else:
+            raise ValueError(f"{path}: unsupported file type (use .jsonl or .parquet)")
+        for n, row in enumerate(rows):
+            fallback = f"{stem}-{n:06d}"
+            if isinstance(row, ValueError):
+                sample = Sample(id=fallback, index=0, prompt="", response="", source=str(path.name))
+                yield sample.drop("source", "bad_row", detail=str(row))
+                continue
+            yield row_to_sample(
+                row,
+                source=stem,
+                fallback_id=fallback,
+                prompt_column=config.prompt_column,
+                response_column=config.response_column,
+                id_column=config.id_column,
+            )

@@ -1,0 +1,1 @@
+"""Text-level filters that run before any audio is made."""

@@ -1,0 +1,60 @@
+"""The tokenizer stage: audio -> WhisperVQ sound tokens, dropping samples that exceed the token budget."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dataengine.recipe import TokenizerConfig
+from dataengine.sample import Sample
+from dataengine.stage import Stage
+from dataengine.tokenizer.whispervq import WhisperVQ, load_whispervq
+
+
+class TokenizerStage(Stage):
+    """Encodes ``sample.audio`` into ``sample.tokens`` (int16) in batches of ``config.batch_size``."""
+
+    name = "tokenizer"
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        self.config = config
+        self.model: WhisperVQ | None = None
+
+    def setup(self) -> None:
+        if self.model is None:
+            self.model = load_whispervq(self.config.checkpoint, self.config.whisper)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "model": None}  # workers load their own copy in setup()
+
+    def process(self, samples: list[Sample]) -> None:
+        self.setup()
+        size = self.config.batch_size
+        for start in range(0, len(samples), size):
+            batch = samples[start : start + size]
+            try:
+                results = self._encode(batch)
+            except Exception:  # noqa: BLE001 - retry one by one so only the broken sample drops
+                results = []
+                for sample in batch:
+                    try:
+                        results.extend(self._encode([sample]))
+                    except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the build
+                        sample.drop(self.name, "error", detail=f"{type(exc).__name__}: {exc}")
+                        results.append(None)
+            for sample, tokens in zip(batch, results, strict=True):
+                if tokens is not None:
+                    self._store(sample, tokens)
+
+    def _encode(self, batch: list[Sample]) -> list[np.ndarray]:
+        assert self.model is not None
+        for sample in batch:
+            if sample.audio is None:
+                raise ValueError("sample has no audio")
+        return self.model.encode([s.audio for s in batch])
+
+    def _store(self, sample: Sample, tokens: np.ndarray) -> None:
+        count = len(tokens)
+        sample.tokens = tokens.astype(np.int16)
+        sample.metrics["n_sound_tokens"] = float(count)
+        if count > self.config.max_sound_tokens:
+            sample.drop(self.name, "too_many_sound_tokens", float(count))

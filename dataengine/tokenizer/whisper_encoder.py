@@ -1,0 +1,178 @@
+"""Whisper's log-mel front end and audio encoder, numerically as in openai-whisper (CPU, float32).
+
+State-dict keys of :class:`WhisperEncoder` are openai-whisper's ``encoder.*`` keys without the prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dataengine.tokenizer.errors import TokenizerError
+
+SAMPLE_RATE = 16_000
+N_FFT = 400
+HOP_LENGTH = 160
+N_FRAMES = 3000
+"""Mel frames in Whisper's 30 s window."""
+
+
+def _hz_to_mel(freqs: np.ndarray) -> np.ndarray:
+    """Slaney mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f_sp = 200.0 / 3
+    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
+    mels = freqs / f_sp
+    log_part = min_log_hz / f_sp + np.log(np.maximum(freqs, min_log_hz) / min_log_hz) / logstep
+    return np.where(freqs >= min_log_hz, log_part, mels)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    f_sp = 200.0 / 3
+    min_log_hz, logstep = 1000.0, np.log(6.4) / 27.0
+    min_log_mel = min_log_hz / f_sp
+    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+@lru_cache(maxsize=4)
+def _mel_filters_np(n_mels: int, sr: int, n_fft: int) -> np.ndarray:
+    fft_freqs = np.linspace(0.0, sr / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(np.float64(0.0)), _hz_to_mel(np.float64(sr / 2)), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    # librosa stores the triangles in a float32 array, then scales them in place (float32 result)
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
+    enorm = 2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels])
+    return (weights * enorm[:, None]).astype(np.float32)
+
+
+def mel_filters(n_mels: int = 80, sr: int = SAMPLE_RATE, n_fft: int = N_FFT) -> Tensor:
+    """Slaney-normalised mel filterbank (as ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)``)."""
+    return torch.from_numpy(_mel_filters_np(n_mels, sr, n_fft).copy())
+
+
+@lru_cache(maxsize=4)
+def _cached_filters(n_mels: int) -> Tensor:
+    return mel_filters(n_mels)
+
+
+def log_mel_spectrogram(audio: np.ndarray | Tensor, n_mels: int = 80) -> Tensor:
+    """openai-whisper's ``log_mel_spectrogram`` of one 16 kHz clip: (n_mels, len // 160) float32.
+
+    The dynamic-range floor (max - 8) is taken over this clip alone, so call it per clip.
+    """
+    x = torch.as_tensor(audio).to(torch.float32)
+    if x.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (samples,), got {tuple(x.shape)}")
+    if x.shape[0] <= N_FFT // 2:
+        raise ValueError(f"audio too short for a mel frame: {x.shape[0]} samples (needs > {N_FFT // 2})")
+    window = torch.hann_window(N_FFT)
+    stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+    magnitudes = stft[..., :-1].abs() ** 2
+    mel_spec = _cached_filters(n_mels) @ magnitudes
+    log_spec = torch.clamp(mel_spec, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
+
+
+def pad_or_trim_mel(mel: Tensor, n_frames: int = N_FRAMES, value: float = -1.5) -> Tensor:
+    """Trim the last axis to ``n_frames`` or right-pad it with ``value`` (WhisperVQ's ``encode_mel``)."""
+    n = mel.shape[-1]
+    if n > n_frames:
+        return mel[..., :n_frames]
+    return F.pad(mel, (0, n_frames - n), value=value)
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 (as openai-whisper's)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.float()).type(x.dtype)
+
+
+class MultiHeadAttention(nn.Module):
+    """Non-causal self-attention with openai-whisper's parameter names (``key`` has no bias)."""
+
+    def __init__(self, n_state: int, n_head: int) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(n_state, n_state)
+        self.key = nn.Linear(n_state, n_state, bias=False)
+        self.value = nn.Linear(n_state, n_state)
+        self.out = nn.Linear(n_state, n_state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        q, k, v = (
+            proj(x).view(b, t, self.n_head, -1).permute(0, 2, 1, 3)
+            for proj in (self.query, self.key, self.value)
+        )
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(a.permute(0, 2, 1, 3).flatten(start_dim=2))
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-norm encoder block: ``x + attn(attn_ln(x))`` then ``x + mlp(mlp_ln(x))``."""
+
+    def __init__(self, n_state: int, n_head: int) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = LayerNorm(n_state)
+        self.mlp = nn.Sequential(nn.Linear(n_state, 4 * n_state), nn.GELU(), nn.Linear(4 * n_state, n_state))
+        self.mlp_ln = LayerNorm(n_state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.attn_ln(x))
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class WhisperEncoder(nn.Module):
+    """openai-whisper's ``AudioEncoder``: (B, n_mels, 2 * n_ctx) log-mel -> (B, n_ctx, n_state)."""
+
+    def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
+        super().__init__()
+        self.n_mels, self.n_ctx, self.n_state = n_mels, n_ctx, n_state
+        self.conv1 = nn.Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", torch.zeros(n_ctx, n_state))
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer))
+        self.ln_post = LayerNorm(n_state)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x))
+        x = x.permute(0, 2, 1)
+        if x.shape[1:] != self.positional_embedding.shape:
+            raise ValueError(f"encoder expects {2 * self.n_ctx} mel frames, got {mel.shape[-1]}")
+        x = x + self.positional_embedding
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_post(x)
+
+
+def load_whisper_encoder(path: str | Path) -> WhisperEncoder:
+    """Load the encoder of an openai-whisper checkpoint (``{"dims", "model_state_dict"}``): eval, float32."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        dims = ckpt["dims"]
+        state = ckpt["model_state_dict"]
+    except (OSError, RuntimeError, KeyError, TypeError) as exc:
+        raise TokenizerError(f"{path}: not a Whisper checkpoint ({type(exc).__name__}: {exc})") from None
+    encoder = WhisperEncoder(
+        dims["n_mels"],
+        dims["n_audio_ctx"],
+        dims["n_audio_state"],
+        dims["n_audio_head"],
+        dims["n_audio_layer"],
+    )
+    prefix = "encoder."
+    enc_state = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}
+    encoder.load_state_dict(enc_state, strict=True)
+    return encoder.float().eval()

@@ -1,0 +1,1 @@
+"""Text-to-speech: the backend interface, its registry and the TTS pipeline stage."""

@@ -1,0 +1,67 @@
+"""The TTS backend interface and the registry that builds a backend from a recipe's VoiceConfig.
+
+Backends import their (optional) packages lazily; a missing one raises a single ImportError that
+says what to pip install. Register new backends in :data:`BACKENDS` (or with :func:`register_backend`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from dataengine.recipe import VoiceConfig
+
+
+class TTSBackend(ABC):
+    """One loaded voice: text in, mono float32 audio at :attr:`sample_rate` out."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Voice name as recorded in ``sample.voice`` (e.g. ``piper:joe-us@1``)."""
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """Rate of the audio :meth:`synthesize` returns."""
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Everything that decides the output (package version, model hash, settings): a cache-key part."""
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load the model now; :meth:`synthesize` loads it on first use otherwise."""
+
+    @abstractmethod
+    def synthesize(self, text: str) -> np.ndarray:
+        """Speak ``text``; returns mono float32 at :attr:`sample_rate` (empty if nothing was spoken)."""
+
+
+BackendFactory = Callable[[VoiceConfig], TTSBackend]
+
+BACKENDS: dict[str, str | BackendFactory] = {
+    "piper": "dataengine.tts.piper:PiperBackend",
+}
+"""Backend name (``VoiceConfig.backend``) -> factory, or ``"module:attr"`` imported on first use."""
+
+
+def register_backend(name: str, factory: str | BackendFactory) -> None:
+    """Add or replace a backend factory."""
+    BACKENDS[name] = factory
+
+
+def make_backend(voice: VoiceConfig) -> TTSBackend:
+    """Build the backend a voice names; raises ValueError for an unknown backend name."""
+    try:
+        factory = BACKENDS[voice.backend]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise ValueError(f"unknown TTS backend {voice.backend!r} (known: {known})") from None
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+    return factory(voice)

