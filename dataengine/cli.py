@@ -148,7 +148,7 @@ def tokenizer_info(checkpoint: str) -> None:
     show_default=True,
     help="Recipe whose source and voices make the training audio.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=1500, show_default=True, help="Texts to speak.")
+@click.option("--limit", type=click.IntRange(min=1), default=900, show_default=True, help="Texts to speak.")
 @click.option("--codes", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint file to write.")

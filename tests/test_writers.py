@@ -33,7 +33,11 @@ def write_shards(folder: Path, n: int, max_samples: int, max_bytes: int) -> list
 def test_shards_roll_over_by_count_and_are_complete_tar_files(tmp_path: Path) -> None:
     names = write_shards(tmp_path, 7, max_samples=3, max_bytes=10**9)
     assert names == ["train-000000.tar"] * 3 + ["train-000001.tar"] * 3 + ["train-000002.tar"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-000000.tar", "train-000001.tar", "train-000002.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "train-000000.tar",
+        "train-000001.tar",
+        "train-000002.tar",
+    ]
     with tarfile.open(tmp_path / "train-000000.tar") as tar:
         members = tar.getmembers()
     assert [m.name for m in members[:3]] == ["s-000.flac", "s-000.json", "s-000.tokens.npy"]

@@ -190,6 +190,7 @@ def save_atomic(obj: object, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached and packaged files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """Fit the embedded default WhisperVQ codebook: spherical k-means over Whisper tiny.en encoder frames.
 
-The checkpoint it builds is in whisperspeech ``save_model`` format with an identity bottleneck (the
-``mlp`` residual adds exactly zero, no ``project_in``), so a token is the code with the highest cosine
+The checkpoint it builds is in whisperspeech ``save_model`` format with an identity bottleneck (no
+``mlp`` residual, no ``project_in``), so a token is the code with the highest cosine
 similarity to the mean-pooled encoder frame.
 """
 
@@ -85,8 +85,8 @@ def kmeans(features: np.ndarray, n_codes: int = 512, seed: int = 0, iters: int =
 def build_checkpoint(codebook: np.ndarray, whisper_model_name: str = "tiny.en") -> dict:
     """A whisperspeech ``save_model``-format dict around ``codebook`` (vq_codes x width, unit rows).
 
-    The bottleneck is the identity: ``mlp_ln`` is a unit LayerNorm and the ``mlp`` weights are all zero,
-    so ``x + mlp(mlp_ln(x)) == x`` exactly. The mask code (row ``vq_codes``) is the zero vector: with
+    The bottleneck is the identity: the ``mlp``/``mlp_ln`` keys are left out (the loader then skips the
+    residual), which keeps the file small. The mask code (row ``vq_codes``) is the zero vector: with
     cosine similarity it scores 0 and, sitting last, loses every tie, so it is only picked if a frame
     scores below 0 against all fitted codes (never observed for real audio).
     """
@@ -96,12 +96,6 @@ def build_checkpoint(codebook: np.ndarray, whisper_model_name: str = "tiny.en") 
     embed = torch.zeros(1, vq_codes + 1, width, dtype=torch.float32)
     embed[0, :vq_codes] = torch.from_numpy(np.ascontiguousarray(codebook, dtype=np.float32))
     state_dict = {
-        "mlp_ln.weight": torch.ones(width),
-        "mlp_ln.bias": torch.zeros(width),
-        "mlp.0.weight": torch.zeros(width * ffn_mult, width),
-        "mlp.0.bias": torch.zeros(width * ffn_mult),
-        "mlp.2.weight": torch.zeros(width, width * ffn_mult),
-        "mlp.2.bias": torch.zeros(width),
         "rq.layers.0._codebook.initted": torch.tensor([True]),
         "rq.layers.0._codebook.cluster_size": torch.ones(1, vq_codes + 1),
         "rq.layers.0._codebook.embed": embed,

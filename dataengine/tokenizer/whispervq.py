@@ -63,9 +63,6 @@ class WhisperVQ(nn.Module):
         self.use_cosine_sim = bool(config.get("use_cosine_sim", False))
         self._vq_codes = int(config["vq_codes"])
         self._source = source
-        ffn = width * int(config.get("ffn_mult", 4))
-        self.mlp = nn.Sequential(nn.Linear(width, ffn), nn.GELU(), nn.Linear(ffn, width))
-        self.mlp_ln = LayerNorm(width)
         embed = _pick(state_dict, ["rq.layers.0._codebook.embed"], source).float()
         codebook = embed[0] if embed.ndim == 3 else embed
         codebook_dim = codebook.shape[-1]
@@ -75,10 +72,20 @@ class WhisperVQ(nn.Module):
             self.project_in.weight.data.copy_(_pick(state_dict, _PROJ_W, source))
             self.project_in.bias.data.copy_(_pick(state_dict, _PROJ_B, source))
         self.register_buffer("codebook", codebook.clone())
-        self.mlp.load_state_dict({k[4:]: v.float() for k, v in state_dict.items() if k.startswith("mlp.")})
-        self.mlp_ln.load_state_dict(
-            {k[7:]: v.float() for k, v in state_dict.items() if k.startswith("mlp_ln.")}
-        )
+        # The bottleneck residual ``x + mlp(mlp_ln(x))``. Checkpoints without ``mlp.*`` keys (the embedded
+        # default, an identity bottleneck) skip it rather than store megabytes of zeros.
+        self.mlp: nn.Sequential | None = None
+        self.mlp_ln: LayerNorm | None = None
+        if "mlp.0.weight" in state_dict:
+            ffn = width * int(config.get("ffn_mult", 4))
+            self.mlp = nn.Sequential(nn.Linear(width, ffn), nn.GELU(), nn.Linear(ffn, width))
+            self.mlp_ln = LayerNorm(width)
+            self.mlp.load_state_dict(
+                {k[4:]: v.float() for k, v in state_dict.items() if k.startswith("mlp.")}
+            )
+            self.mlp_ln.load_state_dict(
+                {k[7:]: v.float() for k, v in state_dict.items() if k.startswith("mlp_ln.")}
+            )
         self.float().eval()
 
     @property
@@ -102,7 +109,8 @@ class WhisperVQ(nn.Module):
             x = embs.reshape(b, t // d, d, width).mean(-2)
         else:
             x = embs[:, ::d]
-        x = x + self.mlp(self.mlp_ln(x))
+        if self.mlp is not None and self.mlp_ln is not None:
+            x = x + self.mlp(self.mlp_ln(x))
         if self.project_in is not None:
             x = self.project_in(x)
         if self.use_cosine_sim:

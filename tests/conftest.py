@@ -1,0 +1,40 @@
+"""Shared fixtures: one small real build reused by the end-to-end and CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataengine.pipeline import BuildSummary, build
+from dataengine.recipe import Recipe
+
+SMALL_RECIPE = {
+    "name": "small",
+    "seed": 11,
+    "limit": 14,
+    "source": {"kind": "chatterbot", "categories": ["ai", "computers"]},
+    "tts": {
+        "voices": [
+            {"backend": "piper", "voice": "joe-us", "length_scale": 1.0},
+            {"backend": "piper", "voice": "joe-us", "length_scale": 0.85},
+        ]
+    },
+    "shards": {"max_samples": 5},
+}
+
+
+@pytest.fixture(scope="session")
+def small_recipe() -> Recipe:
+    return Recipe.model_validate(SMALL_RECIPE)
+
+
+@pytest.fixture(scope="session")
+def small_build(tmp_path_factory: pytest.TempPathFactory, small_recipe: Recipe) -> BuildSummary:
+    out = tmp_path_factory.mktemp("builds") / "small"
+    return build(small_recipe, out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_build_dir(small_build: BuildSummary) -> Path:
+    return small_build.out
