@@ -78,7 +78,7 @@ class TTSConfig(_Section):
 class AudioFilterConfig(_Section):
     min_duration_s: float = Field(0.4, ge=0)
     max_duration_s: float = Field(30.0, gt=0)
-    min_hf_energy_db: float = -40.0
+    min_hf_energy_db: float = -55.0
     """Energy above ``hf_cutoff_hz`` relative to the total; below this the audio lost its top band."""
     hf_cutoff_hz: float = Field(6000.0, gt=0, lt=8000)
     min_snr_db: float = 10.0
