@@ -10,7 +10,11 @@ from pathlib import Path
 import click
 
 from dataengine.commands import UserError
+from dataengine.commands.audio import audio_check, eval_filters
+from dataengine.commands.cache import cache_group
+from dataengine.commands.publish import card, pull, push, verify
 from dataengine.commands.tokenizer import tokenizer
+from dataengine.commands.train import train
 from dataengine.recipe import RecipeError, load_recipe
 
 
@@ -35,9 +39,41 @@ def main(verbose: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: build/<recipe name>).")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most N source rows (overrides the recipe).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="What runs the stages: local worker processes or Ray actors.",
+)
+@click.option("--ray-address", help="Ray cluster address for --executor ray (default: start Ray locally).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def build(recipe_path: Path, out: Path | None, limit: int | None, workers: int, no_progress: bool) -> None:
-    """Build RECIPE into sharded WebDataset files plus a DuckDB-queryable manifest."""
+@click.option(
+    "--no-cache", is_flag=True, help="Recompute everything (the stage cache is neither read nor written)."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    help="Stage cache root (default: $DATAENGINE_CACHE or ~/.cache/dataengine).",
+)
+def build(
+    recipe_path: Path,
+    out: Path | None,
+    limit: int | None,
+    workers: int,
+    executor: str,
+    ray_address: str | None,
+    no_progress: bool,
+    no_cache: bool,
+    cache_dir: Path | None,
+) -> None:
+    """Build RECIPE into sharded WebDataset files plus a DuckDB-queryable manifest.
+
+    Per-sample results of the expensive stages are cached by content, so a rebuild after a change
+    re-runs only what the change affects, and re-running a killed build resumes it.
+    """
+    from dataengine.cache import StageCache
+    from dataengine.executors import RayExecutor
     from dataengine.pipeline import OutputError
     from dataengine.pipeline import build as run_build
 
@@ -46,7 +82,13 @@ def build(recipe_path: Path, out: Path | None, limit: int | None, workers: int, 
         if limit is not None:
             recipe = recipe.with_overrides(limit=limit)
         out = out or Path("build") / recipe.name
-        summary = run_build(recipe, out, workers=workers, progress=not no_progress)
+        cache = None if no_cache else StageCache(cache_dir)
+        runner = None
+        if executor == "ray":
+            runner = RayExecutor(workers, ray_address, recipe.executor.num_cpus, recipe.executor.num_gpus)
+        summary = run_build(
+            recipe, out, workers=workers, progress=not no_progress, cache=cache, executor=runner
+        )
     except (RecipeError, OutputError) as exc:
         raise UserError(str(exc)) from None
     click.echo(_format_summary(summary))
@@ -68,7 +110,8 @@ def _format_summary(summary) -> str:  # noqa: ANN001 - BuildSummary, imported la
     lines.append("stages:")
     for stage in summary.stages:
         lines.append(
-            f"  {stage.name:<14} seen {stage.seen:>6}  dropped {stage.dropped:>5}  {stage.seconds:8.1f} s"
+            f"  {stage.name:<14} seen {stage.seen:>6}  dropped {stage.dropped:>5}  "
+            f"from cache {stage.cached:>6}  {stage.seconds:8.1f} s"
         )
     return "\n".join(lines)
 
@@ -118,6 +161,12 @@ def inspect(out: Path) -> None:
 
 # Command groups that live in their own modules (one module per area, heavy imports inside functions).
 main.add_command(tokenizer)
+main.add_command(train)
+main.add_command(audio_check)
+main.add_command(eval_filters)
+for _command in (card, push, pull, verify):
+    main.add_command(_command)
+main.add_command(cache_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -19,8 +20,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dataengine import __version__
+from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage
 from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
-from dataengine.executors import LocalExecutor
+from dataengine.cache import CachedStage, StageCache
+from dataengine.executors import LocalExecutor, RayExecutor
 from dataengine.formatting import TaskMixer, format_sample
 from dataengine.recipe import Recipe
 from dataengine.sample import Sample
@@ -36,8 +39,10 @@ from dataengine.writers.shards import ShardWriter
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 8
-OUTPUT_PARTS = ("shards", "manifest", "recipe.yaml", "build.json")
-METRIC_NAMES = ["est_sound_tokens", *AUDIO_METRIC_NAMES, "n_sound_tokens"]
+OUTPUT_PARTS = ("shards", "manifest", "recipe.yaml", "build.json", "README.md", "plots", "checksums.json")
+STAGING = ".partial"
+"""The build is written here inside OUT and moved into place only when complete."""
+METRIC_NAMES = ["est_sound_tokens", *AUDIO_METRIC_NAMES, *ASR_METRIC_NAMES, "n_sound_tokens"]
 
 
 class OutputError(ValueError):
@@ -56,14 +61,19 @@ class BuildSummary:
     stages: list[StageStats] = field(default_factory=list)
 
 
-def build_stages(recipe: Recipe) -> list[Stage]:
-    """The per-sample stages, in order. Each is picklable and loads its model in ``setup``."""
-    return [
+def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]:
+    """The per-sample stages, in order; cacheable ones wrapped by ``cache``. Each is picklable and
+    loads its model in ``setup``."""
+    stages: list[Stage] = [
         TextFilter(recipe.text_filters, recipe.tokenizer.max_sound_tokens),
         TTSStage(recipe.tts, recipe.seed),
         AudioFilter(recipe.audio_filters),
+        *([ASRStage(recipe.asr)] if recipe.asr.model != "none" else []),
         TokenizerStage(recipe.tokenizer),
     ]
+    if cache is None:
+        return stages
+    return [CachedStage(stage, cache) if stage.cacheable else stage for stage in stages]
 
 
 def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
@@ -72,22 +82,34 @@ def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
         yield batch
 
 
-def prepare_output(out: Path) -> None:
-    """Create ``out`` or clear a previous build in it; refuse a folder holding anything else."""
+def prepare_output(out: Path) -> Path:
+    """Check ``out`` holds nothing but a previous build and return a fresh staging folder inside it."""
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"{out}: exists and is not a folder")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_PARTS)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in (*OUTPUT_PARTS, STAGING))
         if foreign:
             raise OutputError(f"{out}: folder holds files that are not a dataengine build ({foreign[0]})")
-        for name in OUTPUT_PARTS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        log.info("cleared the previous build in %s", out)
-    out.mkdir(parents=True, exist_ok=True)
+    staging = out / STAGING
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted build; the cache keeps its finished work
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_output(staging: Path, out: Path) -> None:
+    """Replace the previous build in ``out`` (including files derived from it, such as a card) with the
+    finished one in ``staging``."""
+    for name in OUTPUT_PARTS:
+        old = out / name
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+    for name in OUTPUT_PARTS:
+        if (staging / name).exists():
+            os.replace(staging / name, out / name)
+    staging.rmdir()
 
 
 class _Progress:
@@ -118,18 +140,19 @@ def build(
     *,
     workers: int = 1,
     progress: bool = True,
-    executor: LocalExecutor | None = None,
+    executor: LocalExecutor | RayExecutor | None = None,
+    cache: StageCache | None = None,
 ) -> BuildSummary:
-    """Run the whole build into ``out``; return what happened."""
+    """Run the whole build into ``out`` (reusing ``cache`` where it has results); return what happened."""
     started = time.perf_counter()
-    prepare_output(out)
-    stages = build_stages(recipe)
+    staging = prepare_output(out)
+    stages = build_stages(recipe, cache)
     executor = executor or LocalExecutor(workers)
     summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
     shards = ShardWriter(
-        out / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
+        staging / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
     )
-    manifest = ManifestWriter(out / "manifest", METRIC_NAMES)
+    manifest = ManifestWriter(staging / "manifest", METRIC_NAMES)
     mixer = TaskMixer(recipe.format.instruction_ratio, recipe.seed)
     seen_ids: set[str] = set()
     bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
@@ -145,7 +168,7 @@ def build(
 
     summary.shards = shards.close()
     manifest.close()
-    (out / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
+    (staging / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
     summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in manifest.rejects)
     summary.tasks = Counter(r["task"] for r in manifest.samples)
     info = {
@@ -159,7 +182,8 @@ def build(
         "tasks": dict(sorted(summary.tasks.items())),
         "reject_reasons": dict(sorted(summary.rejected.items())),
     }
-    (out / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    publish_output(staging, out)
     summary.wall_seconds = time.perf_counter() - started
     return summary
 

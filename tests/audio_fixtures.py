@@ -60,3 +60,10 @@ def through_8k(audio: np.ndarray) -> np.ndarray:
 
 def hard_clipped(audio: np.ndarray, gain: float = 8.0) -> np.ndarray:
     return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+
+
+def through_codec(audio: np.ndarray, codec: str, bitrate: int | None = None) -> np.ndarray:
+    """Round trip through a real codec (PyAV/FFmpeg or the GSM reference coder), back at 16 kHz."""
+    from dataengine.evaluation.codecs import codec_roundtrip
+
+    return codec_roundtrip(audio, SR, codec, bitrate)

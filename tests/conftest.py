@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from dataengine.cache import StageCache
 from dataengine.pipeline import BuildSummary, build
 from dataengine.recipe import Recipe
+
+# Every test session gets its own empty cache (stage results, converted Whisper weights), never ~/.cache.
+os.environ["DATAENGINE_CACHE"] = tempfile.mkdtemp(prefix="dataengine-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DATAENGINE_CACHE"], True)
 
 SMALL_RECIPE = {
     "name": "small",
@@ -32,7 +41,7 @@ def small_recipe() -> Recipe:
 @pytest.fixture(scope="session")
 def small_build(tmp_path_factory: pytest.TempPathFactory, small_recipe: Recipe) -> BuildSummary:
     out = tmp_path_factory.mktemp("builds") / "small"
-    return build(small_recipe, out, progress=False)
+    return build(small_recipe, out, progress=False, cache=StageCache())
 
 
 @pytest.fixture(scope="session")

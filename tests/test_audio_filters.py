@@ -37,11 +37,17 @@ def test_metric_names_are_exactly_what_the_stage_records(stage: AudioFilter) -> 
     assert tuple(sample.metrics) == AUDIO_METRIC_NAMES
     assert set(AUDIO_METRIC_NAMES) == {
         "duration_s",
-        "hf_energy_db",
-        "snr_db",
         "speech_fraction",
         "speech_prob_mean",
+        "silence_fraction",
+        "leading_silence_s",
+        "trailing_silence_s",
         "clipping_ratio",
+        "hf_energy_db",
+        "band_edge_db",
+        "spectral_hole_ratio",
+        "snr_db",
+        "level_snr_db",
     }
     assert AUDIO_REJECT_REASONS[:3] == ("too_short", "too_long", "non_speech")
 
@@ -106,7 +112,7 @@ def test_check_audio_returns_all_failing_reasons_in_order() -> None:
 
 
 def test_decide_takes_first_failing_reason(stage: AudioFilter) -> None:
-    strict = AudioFilterConfig(min_snr_db=1000.0)  # nothing passes the noise check
+    strict = AudioFilterConfig(min_snr_db=1000.0, min_level_snr_db=1000.0)  # nothing passes the noise check
     metrics, reasons = check_audio(through_8k(speech()), strict)
     assert [r for r, _ in reasons] == ["bad_compression", "noise"]
     assert AudioFilter(strict).decide(metrics) == reasons[0]

@@ -130,3 +130,15 @@ def test_broken_rows_and_too_many_tokens_become_rejects(tmp_path: Path) -> None:
         f"select value from read_parquet('{tmp_path}/out/manifest/rejects.parquet') where id = 'rows-000002'"
     ).fetchall()[0][0]
     assert value > 60
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_identical_bytes(tmp_path: Path, small_recipe, small_build_dir: Path) -> None:
+    from dataengine.executors import RayExecutor
+
+    out = tmp_path / "ray"
+    summary = build(small_recipe, out, executor=RayExecutor(workers=2), progress=False)
+    assert summary.kept > 0
+    for path in sorted(small_build_dir.rglob("*")):
+        if path.is_file():
+            assert path.read_bytes() == (out / path.relative_to(small_build_dir)).read_bytes(), path

@@ -282,7 +282,7 @@ def test_stage_sets_tokens_drops_long_and_isolates_errors(real_vq_path: Path, re
         _sample(2, speechlike(3)),
         _sample(3, None),
     ]
-    stage.process(samples)
+    stage.run(samples)  # process, then judge (the token limit)
     assert samples[0].kept and samples[0].tokens.dtype == np.int16 and len(samples[0].tokens) == 50
     assert samples[0].metrics["n_sound_tokens"] == 50
     assert samples[1].reject.reason == "error" and samples[1].reject.stage == "tokenizer"

@@ -1,11 +1,21 @@
-"""The audio filter stage: measure each clip, drop the ones that are too short/long, not speech,
-band-limited by a codec, noisy or clipped."""
+"""The audio filter stage: measure each clip, drop the ones that are too short/long, not speech, mostly
+silence, clipped, damaged by a codec or noisy. :func:`check_audio` is the one implementation; the build
+(:class:`AudioFilter`) and ``dataengine audio-check`` both call it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dataengine.audio.metrics import clipping_ratio, duration_s, hf_energy_db, wada_snr_db
+from dataengine.audio.metrics import (
+    band_edge_db,
+    clipping_ratio,
+    duration_s,
+    hf_energy_db,
+    level_snr_db,
+    spectral_hole_ratio,
+    wada_snr_db,
+)
 from dataengine.audio.vad import SileroVAD
 from dataengine.recipe import AudioFilterConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
@@ -13,11 +23,17 @@ from dataengine.stage import FilterStage
 
 AUDIO_METRIC_NAMES: tuple[str, ...] = (
     "duration_s",
-    "hf_energy_db",
-    "snr_db",
     "speech_fraction",
     "speech_prob_mean",
+    "silence_fraction",
+    "leading_silence_s",
+    "trailing_silence_s",
     "clipping_ratio",
+    "hf_energy_db",
+    "band_edge_db",
+    "spectral_hole_ratio",
+    "snr_db",
+    "level_snr_db",
 )
 """The metric keys :func:`measure_audio` returns, in a fixed order (one manifest column each)."""
 
@@ -25,14 +41,15 @@ AUDIO_REJECT_REASONS: tuple[str, ...] = (
     "too_short",
     "too_long",
     "non_speech",
+    "silence",
+    "clipping",
     "bad_compression",
     "noise",
-    "clipping",
 )
-"""Reject reasons, in the order they are checked."""
+"""Reject reasons, in the order they are checked (the build records the first)."""
 
 CLIP_LEVEL = 0.99
-"""A sample with ``|x|`` at or above this counts as clipped (Piper peak-normalises to 1.0)."""
+"""A sample with ``|x|`` at or above this share of the clip's peak counts as clipped."""
 
 _default_vad: SileroVAD | None = None
 
@@ -51,28 +68,62 @@ def measure_audio(
 ) -> dict[str, float]:
     """All metrics of one 16 kHz mono clip, keyed as in :data:`AUDIO_METRIC_NAMES`."""
     speech = _get_vad(vad).speech_stats(audio)
+    peak = float(np.max(np.abs(np.nan_to_num(audio)))) if len(audio) else 0.0
     metrics = {
+        **speech,
         "duration_s": duration_s(audio, AUDIO_SAMPLE_RATE),
+        "clipping_ratio": clipping_ratio(audio, CLIP_LEVEL * peak) if peak > 0 else 0.0,
         "hf_energy_db": hf_energy_db(audio, AUDIO_SAMPLE_RATE, config.hf_cutoff_hz),
+        "band_edge_db": band_edge_db(audio, AUDIO_SAMPLE_RATE)[0],
+        "spectral_hole_ratio": spectral_hole_ratio(audio, AUDIO_SAMPLE_RATE),
         "snr_db": wada_snr_db(audio),
-        "speech_fraction": speech["speech_fraction"],
-        "speech_prob_mean": speech["speech_prob_mean"],
-        "clipping_ratio": clipping_ratio(audio, CLIP_LEVEL),
+        "level_snr_db": level_snr_db(audio),
     }
-    return {name: metrics[name] for name in AUDIO_METRIC_NAMES}
+    return {name: float(metrics[name]) for name in AUDIO_METRIC_NAMES}
+
+
+def _compression(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
+    """Band-limited (a sharp spectral edge, or no energy above the cutoff) or codec holes."""
+    if m["band_edge_db"] > c.max_band_edge_db:
+        return True, "band_edge_db"
+    if m["hf_energy_db"] < c.min_hf_energy_db:
+        return True, "hf_energy_db"
+    return m["spectral_hole_ratio"] > c.max_spectral_hole_ratio, "spectral_hole_ratio"
+
+
+def _silence(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
+    for key, limit in (
+        ("leading_silence_s", c.max_edge_silence_s),
+        ("trailing_silence_s", c.max_edge_silence_s),
+        ("silence_fraction", c.max_silence_fraction),
+    ):
+        if m[key] > limit:
+            return True, key
+    return False, "silence_fraction"
 
 
 def failing_reasons(metrics: dict[str, float], config: AudioFilterConfig) -> list[tuple[str, float]]:
-    """Every ``(reason, value)`` the metrics fail, in the order of :data:`AUDIO_REJECT_REASONS`."""
+    """Every ``(reason, value)`` the metrics fail, in the order of :data:`AUDIO_REJECT_REASONS`.
+
+    ``value`` is the measured metric that failed (e.g. ``band_edge_db`` for a codec cliff).
+    """
+    m, c = metrics, config
+    non_speech = m["speech_fraction"] < c.min_speech_fraction or m["speech_prob_mean"] < c.min_speech_prob
+    compressed, compression_key = _compression(m, c)
+    silent, silence_key = _silence(m, c)
+    # noise needs both estimates to agree: WADA alone reads reverberation as noise, frame levels alone
+    # read a fluctuating noise as speech
+    noisy = m["snr_db"] < c.min_snr_db and m["level_snr_db"] < c.min_level_snr_db
     checks = (
-        ("too_short", "duration_s", metrics["duration_s"] < config.min_duration_s),
-        ("too_long", "duration_s", metrics["duration_s"] > config.max_duration_s),
-        ("non_speech", "speech_fraction", metrics["speech_fraction"] < config.min_speech_fraction),
-        ("bad_compression", "hf_energy_db", metrics["hf_energy_db"] < config.min_hf_energy_db),
-        ("noise", "snr_db", metrics["snr_db"] < config.min_snr_db),
-        ("clipping", "clipping_ratio", metrics["clipping_ratio"] > config.max_clipping_ratio),
+        ("too_short", "duration_s", m["duration_s"] < c.min_duration_s),
+        ("too_long", "duration_s", m["duration_s"] > c.max_duration_s),
+        ("non_speech", "speech_fraction", non_speech),
+        ("silence", silence_key, silent and not non_speech),
+        ("clipping", "clipping_ratio", m["clipping_ratio"] > c.max_clipping_ratio),
+        ("bad_compression", compression_key, compressed),
+        ("noise", "snr_db", noisy),
     )
-    return [(reason, float(metrics[key])) for reason, key, failed in checks if failed]
+    return [(reason, float(m[key])) for reason, key, failed in checks if failed]
 
 
 def check_audio(
@@ -87,10 +138,16 @@ class AudioFilter(FilterStage):
     """Filter stage over ``sample.audio``; the first failing check (AUDIO_REJECT_REASONS order) drops it."""
 
     name = "audio_filters"
+    cacheable = True
+    reads = ("audio",)
 
     def __init__(self, config: AudioFilterConfig | None = None) -> None:
         self.config = config or AudioFilterConfig()
         self._vad: SileroVAD | None = None
+
+    def cache_settings(self) -> object:
+        """Only the measuring settings: a threshold change re-runs :meth:`decide`, never the measuring."""
+        return {"hf_cutoff_hz": self.config.hf_cutoff_hz, "clip_level": CLIP_LEVEL}
 
     def setup(self) -> None:
         if self._vad is None:

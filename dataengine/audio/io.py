@@ -72,3 +72,47 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise ValueError(f"cannot decode audio bytes ({len(data)} bytes): {exc}") from None
     return to_mono_float32(arr), int(sr)
+
+
+def read_audio_file(
+    path: str | Path, target_sr: int = AUDIO_SAMPLE_RATE
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Read a user's file (WAV/FLAC/OGG/MP3 via libsndfile, anything else FFmpeg decodes via PyAV) as
+    mono float32 at ``target_sr``, with its ``sample_rate`` and ``channels``.
+
+    Raises ValueError with a one-line reason when the file is missing, unreadable or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError("file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        channels = data.shape[1]
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as first:
+        try:
+            data, sr, channels = _read_with_pyav(path)
+        except Exception:  # noqa: BLE001 - any decoder failure means the file is unreadable
+            raise ValueError(f"cannot decode audio: {str(first).splitlines()[0]}") from None
+    if data.size == 0 or sr <= 0:
+        raise ValueError("no audio samples")
+    mono = to_mono_float32(data)
+    if not np.isfinite(mono).all():
+        raise ValueError("audio holds NaN or infinite samples")
+    return resample(mono, int(sr), target_sr), {"sample_rate": int(sr), "channels": int(channels)}
+
+
+def _read_with_pyav(path: Path) -> tuple[np.ndarray, int, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        channels = stream.channels
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+        chunks = [
+            out.to_ndarray().reshape(-1)
+            for frame in container.decode(stream)
+            for out in resampler.resample(frame)
+        ]
+        rate = stream.rate
+    data = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return data.reshape(-1, 1), int(rate), int(channels)

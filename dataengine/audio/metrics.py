@@ -118,3 +118,83 @@ def clipping_ratio(audio: np.ndarray, level: float = 0.99) -> float:
     if len(x) == 0:
         return 0.0
     return float(np.count_nonzero(np.abs(x) >= level)) / float(len(x))
+
+
+def frame_power(audio: np.ndarray, frame: int = _FRAME, hop: int = _HOP) -> np.ndarray:
+    """Power spectrum of every Hann-windowed frame, shape ``(frames, frame // 2 + 1)``."""
+    x = _as_float64(audio)
+    if len(x) < frame:
+        x = np.pad(x, (0, frame - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]
+    return np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2
+
+
+def active_frames(power: np.ndarray, within_db: float = 30.0) -> np.ndarray:
+    """The rows of ``power`` whose energy is within ``within_db`` of the loudest frame (none if silent)."""
+    energy = power.sum(axis=1)
+    peak = float(energy.max()) if len(energy) else 0.0
+    if peak <= _SILENCE_POWER:
+        return power[:0]
+    return power[energy >= peak * 10 ** (-within_db / 10)]
+
+
+def band_edge_db(
+    audio: np.ndarray, sr: int = AUDIO_SAMPLE_RATE, lo_hz: float = 2500.0, hi_hz: float = 6000.0
+) -> tuple[float, float]:
+    """The sharpest drop of the long-term spectrum of the active frames: ``(drop dB, frequency Hz)``.
+
+    At every candidate edge ``f`` in ``[lo_hz, hi_hz]`` the mean level of ``f-600 .. f-100`` Hz minus that
+    of ``f+100 .. f+600`` Hz; the largest wins. A codec's or an 8/11 kHz channel's low-pass is a cliff of
+    50-85 dB; speech, even without fricatives, and any noise fall off gently (under 20 dB). With the
+    default ``hi_hz`` a band that reaches 6.6 kHz or more (a 16 kHz source, 7 kHz wideband voice) shows no
+    edge. ``(0, 0)`` for silence.
+    """
+    active = active_frames(frame_power(audio))
+    if len(active) == 0:
+        return 0.0, 0.0
+    level = 10.0 * np.log10(active.mean(axis=0) + _SILENCE_POWER)
+    freqs = np.fft.rfftfreq(_FRAME, d=1.0 / sr)
+    best, where = 0.0, 0.0
+    for f in freqs[(freqs >= lo_hz) & (freqs <= hi_hz)]:
+        below = level[(freqs >= f - 600) & (freqs < f - 100)].mean()
+        above = level[(freqs > f + 100) & (freqs <= f + 600)].mean()
+        if below - above > best:
+            best, where = float(below - above), float(f)
+    return best, where
+
+
+def spectral_hole_ratio(
+    audio: np.ndarray, sr: int = AUDIO_SAMPLE_RATE, lo_hz: float = 1000.0, hi_hz: float = 6500.0
+) -> float:
+    """Share of time-frequency bins (active frames, ``lo_hz .. hi_hz``) more than 30 dB below the mean
+    of their 9 neighbouring bins: the zeroed bands a low-bitrate perceptual codec (MP3) leaves.
+
+    Clean, noisy or reverberant speech measured at most 0.002; MP3 at 24-32 kbps 0.015 and more. The
+    band stops at 6.5 kHz so that the low-pass of a 16 kHz source (7 kHz and up) is not counted as holes.
+    0.0 for silence.
+    """
+    active = active_frames(frame_power(audio))
+    if len(active) == 0:
+        return 0.0
+    freqs = np.fft.rfftfreq(_FRAME, d=1.0 / sr)
+    band = active[:, (freqs >= lo_hz) & (freqs <= hi_hz)]
+    padded = np.pad(band, ((0, 0), (4, 4)))
+    csum = np.concatenate([np.zeros((len(band), 1)), np.cumsum(padded, axis=1)], axis=1)
+    local = (csum[:, 9:] - csum[:, :-9]) / 9.0  # mean of each bin and its 8 neighbours
+    return float(np.mean(band < local * 1e-3))
+
+
+def level_snr_db(audio: np.ndarray, frame: int = _FRAME) -> float:
+    """Speech-to-noise-floor estimate from frame levels: 95th minus 10th percentile of the frame
+    energies in dB (0 .. 120). Pauses and reverberation tails reach the floor; stationary noise
+    lifts it. Silence or input shorter than a frame gives 0.0.
+    """
+    x = _as_float64(audio)
+    n = len(x) // frame
+    if n == 0:
+        return 0.0
+    energy = np.square(x[: n * frame]).reshape(n, frame).mean(axis=1)
+    if float(energy.max()) <= _SILENCE_POWER:
+        return 0.0
+    db = 10.0 * np.log10(np.maximum(energy, float(energy.max()) * 1e-12))
+    return float(np.clip(np.percentile(db, 95) - np.percentile(db, 10), 0.0, 120.0))

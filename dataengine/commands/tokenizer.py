@@ -1,4 +1,4 @@
-"""``dataengine tokenizer …``: inspect and fit WhisperVQ checkpoints."""
+"""``dataengine tokenizer …``: inspect WhisperVQ checkpoints, encode audio files, fit a codebook."""
 
 from __future__ import annotations
 
@@ -15,18 +15,106 @@ def tokenizer() -> None:
     """The WhisperVQ sound tokenizer."""
 
 
-@tokenizer.command("info")
-@click.option("--checkpoint", default="default", show_default=True, help="default, a path, or org/repo:file.")
-def tokenizer_info(checkpoint: str) -> None:
-    """Print the codebook size, token rate and source of a WhisperVQ checkpoint."""
+_CHECKPOINT_HELP = "default, a preset name (see `info --presets`), a path, or org/repo:file."
+
+
+def _load(checkpoint: str, whisper: str | None, device: str = "cpu", dtype: str = "float32"):
     from dataengine.tokenizer.errors import TokenizerError
     from dataengine.tokenizer.whispervq import load_whispervq
 
     try:
-        model = load_whispervq(checkpoint)
+        return load_whispervq(checkpoint, whisper, device=device, dtype=dtype)
     except TokenizerError as exc:
         raise UserError(str(exc)) from None
-    click.echo(f"codes: {model.vq_codes}\ntokens/s: {model.tokens_per_second:g}\nsource: {model.source}")
+
+
+@tokenizer.command("info")
+@click.option("--checkpoint", default="default", show_default=True, help=_CHECKPOINT_HELP)
+@click.option("--whisper", default=None, help="Whisper model name or checkpoint path (overrides the VQ's).")
+@click.option("--presets", "list_presets", is_flag=True, help="List the known checkpoints; loads nothing.")
+def tokenizer_info(checkpoint: str, whisper: str | None, list_presets: bool) -> None:
+    """Print the codebook size, token rate and source of a WhisperVQ checkpoint."""
+    from dataengine.tokenizer.presets import PRESETS
+
+    if list_presets:
+        for preset in PRESETS.values():
+            click.echo(preset.describe())
+        return
+    model = _load(checkpoint, whisper)
+    enc = model.encoder
+    lines = {
+        "codes": model.vq_codes,
+        "codebook rows": f"{model.codebook.shape[0]} (incl. mask code)"
+        if model.codebook.shape[0] > model.vq_codes
+        else model.codebook.shape[0],
+        "codebook dim": model.codebook_dim,
+        "distance": "cosine" if model.use_cosine_sim else "euclidean",
+        "tokens/s": f"{model.tokens_per_second:g}",
+        "whisper encoder": f"{enc.n_mels} mels, width {enc.n_state}, {len(enc.blocks)} layers",
+        "source": model.source,
+    }
+    if checkpoint in PRESETS:
+        lines["preset"] = PRESETS[checkpoint].describe()
+    for key, value in lines.items():
+        click.echo(f"{key}: {value}")
+
+
+@tokenizer.command("encode")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", default="default", show_default=True, help=_CHECKPOINT_HELP)
+@click.option("--whisper", default=None, help="Whisper model name or checkpoint path (overrides the VQ's).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (path, seconds, tokens).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["codes", "ichigo"]),
+    default="codes",
+    show_default=True,
+    help="codes: space-separated ids; ichigo: <|sound_start|><|sound_0042|>...<|sound_end|>.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32")
+def tokenizer_encode(
+    files: tuple[Path, ...],
+    checkpoint: str,
+    whisper: str | None,
+    as_json: bool,
+    fmt: str,
+    batch_size: int,
+    device: str,
+    dtype: str,
+) -> None:
+    """Print the WhisperVQ codes of audio FILEs (any rate/channels soundfile reads; resampled to 16 kHz)."""
+    import json
+
+    from dataengine.audio.io import load_audio
+    from dataengine.formatting import sound_string
+    from dataengine.sample import AUDIO_SAMPLE_RATE
+
+    audios = []
+    for path in files:
+        try:
+            audios.append(load_audio(path, AUDIO_SAMPLE_RATE))
+        except ValueError as exc:
+            raise UserError(str(exc).splitlines()[0]) from None
+        if len(audios[-1]) <= 200:
+            raise UserError(f"{path}: too short to encode ({len(audios[-1])} samples at 16 kHz)")
+    model = _load(checkpoint, whisper, device, dtype)
+    for path, audio, tokens in zip(files, audios, model.encode(audios, batch_size), strict=True):
+        codes = [int(t) for t in tokens]
+        text = sound_string(codes) if fmt == "ichigo" else " ".join(map(str, codes))
+        if as_json:
+            record: dict[str, object] = {
+                "path": str(path),
+                "seconds": round(len(audio) / AUDIO_SAMPLE_RATE, 3),
+                "tokens": codes,
+            }
+            if fmt == "ichigo":
+                record["ichigo"] = text
+            click.echo(json.dumps(record))
+        else:
+            click.echo(f"{path}\t{text}")
 
 
 @tokenizer.command("fit")

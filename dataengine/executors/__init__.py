@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from dataengine.executors.local import LocalExecutor
+from dataengine.executors.ray import RayExecutor
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "RayExecutor"]

@@ -24,7 +24,7 @@ def run_batch(stages: list[Stage], batch: list[Sample]) -> BatchResult:
 
 def _init_worker(stages: list[Stage], threads: int) -> None:
     global _worker_stages
-    _limit_threads(threads)
+    limit_threads(threads)
     _worker_stages = stages
     for stage in _worker_stages:
         stage.setup()
@@ -34,7 +34,7 @@ def _run_in_worker(batch: list[Sample]) -> BatchResult:
     return run_batch(_worker_stages, batch)
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
     """Keep N workers from oversubscribing the cores (math libraries default to one thread per core)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
+from pathlib import Path
+
 import numpy as np
 
 from dataengine.recipe import TokenizerConfig
 from dataengine.sample import Sample
 from dataengine.stage import Stage
-from dataengine.tokenizer.whispervq import WhisperVQ, load_whispervq
+from dataengine.tokenizer.whispervq import DEFAULT_ASSET, WhisperVQ, load_whispervq
+
+
+def _content_id(ref: str | None) -> str | None:
+    """A local file by the sha256 of its bytes (so editing it invalidates caches); other refs as given."""
+    if ref is None:
+        return None
+    path = (
+        Path(str(resources.files("dataengine") / "assets" / DEFAULT_ASSET)) if ref == "default" else Path(ref)
+    )
+    if not path.is_file():
+        return ref
+    return f"{ref}@sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
 class TokenizerStage(Stage):
     """Encodes ``sample.audio`` into ``sample.tokens`` (int16) in batches of ``config.batch_size``."""
 
     name = "tokenizer"
+    cacheable = True
+    reads = ("audio",)
+    writes = ("tokens",)
 
     def __init__(self, config: TokenizerConfig) -> None:
         self.config = config
@@ -21,7 +40,8 @@ class TokenizerStage(Stage):
 
     def setup(self) -> None:
         if self.model is None:
-            self.model = load_whispervq(self.config.checkpoint, self.config.whisper)
+            cfg = self.config
+            self.model = load_whispervq(cfg.checkpoint, cfg.whisper, device=cfg.device, dtype=cfg.dtype)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "model": None}  # workers load their own copy in setup()
@@ -56,5 +76,17 @@ class TokenizerStage(Stage):
         count = len(tokens)
         sample.tokens = tokens.astype(np.int16)
         sample.metrics["n_sound_tokens"] = float(count)
+
+    def judge(self, sample: Sample) -> None:
+        count = 0 if sample.tokens is None else len(sample.tokens)
         if count > self.config.max_sound_tokens:
             sample.drop(self.name, "too_many_sound_tokens", float(count))
+
+    def cache_settings(self) -> object:
+        """The checkpoint (by content for local files) decides the tokens; limits and batch size do not."""
+        return {
+            "checkpoint": _content_id(self.config.checkpoint),
+            "whisper": _content_id(self.config.whisper),
+            "device": self.config.device,  # CUDA kernels and fp16/bf16 may change a near-tie token
+            "dtype": self.config.dtype,
+        }

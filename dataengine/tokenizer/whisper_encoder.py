@@ -62,20 +62,23 @@ def _cached_filters(n_mels: int) -> Tensor:
     return mel_filters(n_mels)
 
 
-def log_mel_spectrogram(audio: np.ndarray | Tensor, n_mels: int = 80) -> Tensor:
+def log_mel_spectrogram(
+    audio: np.ndarray | Tensor, n_mels: int = 80, device: torch.device | str | None = None
+) -> Tensor:
     """openai-whisper's ``log_mel_spectrogram`` of one 16 kHz clip: (n_mels, len // 160) float32.
 
-    The dynamic-range floor (max - 8) is taken over this clip alone, so call it per clip.
+    The dynamic-range floor (max - 8) is taken over this clip alone, so call it per clip. ``device``
+    (default: the input's) is where the STFT runs.
     """
-    x = torch.as_tensor(audio).to(torch.float32)
+    x = torch.as_tensor(audio).to(device=device, dtype=torch.float32)
     if x.ndim != 1:
         raise ValueError(f"expected mono audio of shape (samples,), got {tuple(x.shape)}")
     if x.shape[0] <= N_FFT // 2:
         raise ValueError(f"audio too short for a mel frame: {x.shape[0]} samples (needs > {N_FFT // 2})")
-    window = torch.hann_window(N_FFT)
+    window = torch.hann_window(N_FFT, device=x.device)
     stft = torch.stft(x, N_FFT, HOP_LENGTH, window=window, return_complex=True)
     magnitudes = stft[..., :-1].abs() ** 2
-    mel_spec = _cached_filters(n_mels) @ magnitudes
+    mel_spec = _cached_filters(n_mels).to(x.device) @ magnitudes
     log_spec = torch.clamp(mel_spec, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0

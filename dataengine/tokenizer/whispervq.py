@@ -3,12 +3,16 @@
 Mirrors ``whisperspeech.vq_stoks.RQBottleneckTransformer.encode_audio`` (inference only): per-clip log-mel,
 mel padded with -1.5 (or trimmed) to 3000 frames, Whisper encoder, downsample, ``x + mlp(mlp_ln(x))``, one
 vector quantizer (cosine or Euclidean), tokens trimmed to the real audio when ``mask_embs``.
-Checkpoints are whisperspeech ``save_model`` files: ``{"config", "tunables", "state_dict"}``.
+Checkpoints are whisperspeech ``save_model`` files: ``{"config", "tunables", "state_dict"}``; the codebook
+search is vector-quantize-pytorch's (1.6.22): cosine sim = l2-normalised input against the stored codebook
+as is, Euclidean = nearest by ``cdist``, over all rows including the mask code. On CUDA the Whisper encoder
+may run under fp16/bf16 autocast; the bottleneck and codebook search always run in float32.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from torch import Tensor, nn
 
 from dataengine.tokenizer.ct2_whisper import default_whisper_checkpoint
 from dataengine.tokenizer.errors import TokenizerError
+from dataengine.tokenizer.presets import PRESETS, WHISPER_SIZES
 from dataengine.tokenizer.whisper_encoder import (
     N_FRAMES,
     SAMPLE_RATE,
@@ -32,6 +37,24 @@ from dataengine.tokenizer.whisper_encoder import (
 
 DEFAULT_ASSET = "whispervq-tiny.en-512c.pt"
 """The embedded codebook, in ``dataengine/assets/``, fitted by :mod:`dataengine.tokenizer.fit`."""
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Encoder precisions (``TokenizerConfig.dtype``); anything but float32 runs the encoder under autocast."""
+
+
+def resolve_device(name: str = "cpu") -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when torch sees one) -> a usable torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TokenizerError(f"tokenizer device {name!r}: expected cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TokenizerError(f"tokenizer device {name!r}: torch {torch.__version__} sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise TokenizerError(f"tokenizer device {name!r}: only cpu and cuda are supported")
+    return device
 
 
 class WhisperVQ(nn.Module):
@@ -71,6 +94,8 @@ class WhisperVQ(nn.Module):
             self.project_in = nn.Linear(width, codebook_dim)
             self.project_in.weight.data.copy_(_pick(state_dict, _PROJ_W, source))
             self.project_in.bias.data.copy_(_pick(state_dict, _PROJ_B, source))
+        self.codebook_dim = int(codebook_dim)
+        self.compute_dtype = torch.float32
         self.register_buffer("codebook", codebook.clone())
         # The bottleneck residual ``x + mlp(mlp_ln(x))``. Checkpoints without ``mlp.*`` keys (the embedded
         # default, an identity bottleneck) skip it rather than store megabytes of zeros.
@@ -101,43 +126,72 @@ class WhisperVQ(nn.Module):
     def source(self) -> str:
         return self._source
 
+    @property
+    def device(self) -> torch.device:
+        return self.codebook.device
+
+    def to_runtime(self, device: str | torch.device = "cpu", dtype: str = "float32") -> WhisperVQ:
+        """Move to ``device`` and set the encoder precision (``float32``, ``float16``, ``bfloat16``)."""
+        if dtype not in DTYPES:
+            raise TokenizerError(f"tokenizer dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        self.to(dev)
+        self.compute_dtype = DTYPES[dtype]
+        return self
+
     def quantize(self, embs: Tensor) -> Tensor:
-        """Encoder output (B, n_ctx, width) -> code ids (B, n_ctx // downsample)."""
-        b, t, width = embs.shape
-        d = self.downsample
-        if self.downsample_mean:
-            x = embs.reshape(b, t // d, d, width).mean(-2)
-        else:
-            x = embs[:, ::d]
-        if self.mlp is not None and self.mlp_ln is not None:
-            x = x + self.mlp(self.mlp_ln(x))
-        if self.project_in is not None:
-            x = self.project_in(x)
-        if self.use_cosine_sim:
-            sim = F.normalize(x, dim=-1) @ F.normalize(self.codebook, dim=-1).t()
-            return sim.argmax(dim=-1)
-        dist = torch.cdist(x, self.codebook.unsqueeze(0).expand(b, -1, -1))
-        return dist.argmin(dim=-1)
+        """Encoder output (B, n_ctx, width) -> code ids (B, n_ctx // downsample), in float32."""
+        with torch.autocast(self.device.type, enabled=False):
+            embs = embs.float()
+            b, t, width = embs.shape
+            d = self.downsample
+            if self.downsample_mean:
+                x = embs.reshape(b, t // d, d, width).mean(-2)
+            else:
+                x = embs[:, ::d]
+            if self.mlp is not None and self.mlp_ln is not None:
+                x = x + self.mlp(self.mlp_ln(x))
+            if self.project_in is not None:
+                x = self.project_in(x)
+            # vector-quantize-pytorch packs every frame of the batch into one (1, n, d) search
+            flat = x.reshape(1, b * (t // d), x.shape[-1])
+            embed = self.codebook.unsqueeze(0)
+            if self.use_cosine_sim:
+                dist = torch.einsum("h n d, h c d -> h n c", F.normalize(flat, p=2, dim=-1), embed)
+            else:
+                dist = -torch.cdist(flat, embed, p=2)
+            return dist.argmax(dim=-1).reshape(b, t // d)
+
+    def embed(self, mels: Tensor) -> Tensor:
+        """Padded mels (B, n_mels, 3000) -> encoder output, under autocast when the dtype is not float32."""
+        half = self.compute_dtype != torch.float32
+        with torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=half):
+            return self.encoder(mels.to(self.device))
 
     def forward(self, mels: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Padded mels (B, n_mels, 3000) and the unpadded frame counts -> one token tensor per clip."""
-        stoks = self.quantize(self.encoder(mels))
+        stoks = self.quantize(self.embed(mels))
         if not self.mask_embs:
             return list(stoks)
         return [row[: n // 2 // self.downsample] for row, n in zip(stoks, n_frames, strict=True)]
 
     def encode(self, audios: list[np.ndarray], batch_size: int | None = None) -> list[np.ndarray]:
-        """16 kHz mono float32 clips -> int64 token arrays; one encoder pass per ``batch_size`` clips."""
+        """16 kHz mono float32 clips -> int64 token arrays; one encoder pass per ``batch_size`` clips.
+
+        Each clip gets its own log-mel (its own dynamic-range floor) and is padded to the 30 s window,
+        so a clip's tokens do not depend on the other clips in its batch.
+        """
         batch_size = batch_size or max(1, len(audios))
         out: list[np.ndarray] = []
         with torch.inference_mode():
             for start in range(0, len(audios), batch_size):
                 mels = [
-                    log_mel_spectrogram(a, self.encoder.n_mels) for a in audios[start : start + batch_size]
+                    log_mel_spectrogram(a, self.encoder.n_mels, device=self.device)
+                    for a in audios[start : start + batch_size]
                 ]
                 padded = torch.stack([pad_or_trim_mel(m, 2 * self.encoder.n_ctx) for m in mels])
                 for tokens in self(padded, [m.shape[-1] for m in mels]):
-                    out.append(tokens.numpy().astype(np.int64))
+                    out.append(tokens.cpu().numpy().astype(np.int64))
         return out
 
 
@@ -153,7 +207,9 @@ def _pick(state_dict: dict[str, Tensor], keys: list[str], source: str) -> Tensor
 
 
 def _resolve_checkpoint(ref: str) -> Path:
-    """``default``, a local path, or ``org/repo:file`` (Hub, cache-aware) -> a local file."""
+    """``default``, a preset name, a local path, or ``org/repo:file`` (Hub, cache-aware) -> a local file."""
+    if ref in PRESETS:
+        ref = PRESETS[ref].checkpoint
     if ref == "default":
         path = Path(str(resources.files("dataengine") / "assets" / DEFAULT_ASSET))
         if not path.is_file():
@@ -169,6 +225,10 @@ def _resolve_checkpoint(ref: str) -> Path:
         raise TokenizerError(f"tokenizer checkpoint {ref!r}: no such file (expected a path or org/repo:file)")
     from huggingface_hub import hf_hub_download
 
+    try:  # the cache first: no network round trip (and no retries) when the file is already there
+        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or a broken cache entry): try the Hub below
+        pass
     try:
         return Path(hf_hub_download(repo_id=repo, filename=filename))
     except Exception as exc:  # noqa: BLE001 - offline, missing repo/file, network: all one message
@@ -178,14 +238,34 @@ def _resolve_checkpoint(ref: str) -> Path:
         ) from None
 
 
+def whisper_cache_dir() -> Path:
+    """Where openai-whisper's ``load_model(name)`` keeps downloads: ``$XDG_CACHE_HOME/whisper``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whisper"
+
+
 def _resolve_whisper(name: str | None, ref: str) -> Path:
-    if name in ("tiny.en", "default"):
+    """A Whisper model name or checkpoint path -> a local openai-whisper checkpoint; never downloads.
+
+    ``tiny.en`` is converted from the packaged CTranslate2 weights; other names are looked up in
+    openai-whisper's download cache.
+    """
+    if name in (None, "tiny.en", "default"):
         return default_whisper_checkpoint()
-    if name and Path(name).expanduser().is_file():
-        return Path(name).expanduser()
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    if name in WHISPER_SIZES:
+        cached = whisper_cache_dir() / f"{name}.pt"
+        if cached.is_file():
+            return cached
+        raise TokenizerError(
+            f"tokenizer checkpoint {ref!r} needs Whisper {name!r}, which is not available offline (no "
+            f"{cached}): fetch it with `python -c \"import whisper; whisper.load_model('{name}')\"` "
+            "or set tokenizer.whisper to an openai-whisper checkpoint file"
+        )
     raise TokenizerError(
-        f"tokenizer checkpoint {ref!r} needs Whisper model {name!r}, which is neither 'tiny.en' nor an "
-        "existing file: pass tokenizer.whisper (an openai-whisper checkpoint path)"
+        f"tokenizer checkpoint {ref!r} needs Whisper model {name!r}, which is neither a Whisper model name "
+        "nor an existing file: set tokenizer.whisper to an openai-whisper checkpoint file"
     )
 
 
@@ -193,11 +273,17 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
-def load_whispervq(ref: str = "default", whisper: str | None = None) -> WhisperVQ:
-    """Load a WhisperVQ tokenizer: ``ref`` is ``default``, a local path or ``org/repo:file``.
+def load_whispervq(
+    ref: str = "default", whisper: str | None = None, device: str = "cpu", dtype: str = "float32"
+) -> WhisperVQ:
+    """Load a WhisperVQ tokenizer: ``ref`` is ``default``, a preset name, a local path or ``org/repo:file``.
 
-    ``whisper`` (an openai-whisper checkpoint path) overrides the checkpoint's ``whisper_model_name``.
+    ``whisper`` (a Whisper model name or an openai-whisper checkpoint path) overrides the checkpoint's
+    ``whisper_model_name``. ``device``/``dtype``: see :meth:`WhisperVQ.to_runtime`.
     """
+    if dtype not in DTYPES:
+        raise TokenizerError(f"tokenizer dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    target = resolve_device(device)
     path = _resolve_checkpoint(ref)
     try:
         spec = torch.load(path, map_location="cpu", weights_only=True)
@@ -207,5 +293,7 @@ def load_whispervq(ref: str = "default", whisper: str | None = None) -> WhisperV
     whisper_path = _resolve_whisper(whisper or config.get("whisper_model_name"), ref)
     encoder = load_whisper_encoder(whisper_path)
     whisper_name = whisper or config.get("whisper_model_name")
-    source = f"{ref} (sha256:{_file_digest(path)}, whisper {whisper_name})"
-    return WhisperVQ(encoder, config, tunables, state, source=source)
+    preset = PRESETS.get(ref)
+    label = f"{preset.checkpoint} (preset {ref}, " if preset and preset.checkpoint != ref else f"{ref} ("
+    source = f"{label}sha256:{_file_digest(path)}, whisper {whisper_name})"
+    return WhisperVQ(encoder, config, tunables, state, source=source).to_runtime(target, dtype)

@@ -45,6 +45,9 @@ BackendFactory = Callable[[VoiceConfig], TTSBackend]
 
 BACKENDS: dict[str, str | BackendFactory] = {
     "piper": "dataengine.tts.piper:PiperBackend",
+    "espeak": "dataengine.tts.espeak:EspeakBackend",
+    "whisperspeech": "dataengine.tts.whisperspeech:WhisperSpeechBackend",
+    "coqui": "dataengine.tts.coqui:CoquiBackend",
 }
 """Backend name (``VoiceConfig.backend``) -> factory, or ``"module:attr"`` imported on first use."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dataengine.audio.io import resample
+from dataengine.audio.pcm import quantize_pcm16
 from dataengine.hashing import weighted_choice
 from dataengine.recipe import TTSConfig, VoiceConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
@@ -26,6 +27,9 @@ class TTSStage(SampleStage):
     """
 
     name = "tts"
+    cacheable = True
+    reads = ("id", "prompt")  # the voice is drawn from (seed, id)
+    writes = ("voice", "audio")
 
     def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
         self.config = config or TTSConfig()
@@ -52,4 +56,10 @@ class TTSStage(SampleStage):
         if len(audio) == 0:
             sample.drop(self.name, "tts_failed", detail="backend returned no audio")
             return
-        sample.audio = resample(audio, backend.sample_rate, AUDIO_SAMPLE_RATE)
+        # On the 16-bit grid the shards store, so later stages see exactly the audio a user reads back.
+        sample.audio = quantize_pcm16(resample(audio, backend.sample_rate, AUDIO_SAMPLE_RATE))
+
+    def cache_settings(self) -> object:
+        """Seed, voice pool and each backend's version (engine, model file hashes, settings)."""
+        versions = [make_backend(voice).version for voice in self.config.voices]
+        return {"seed": self.seed, "voices": self.config.voices, "versions": versions}

@@ -52,7 +52,8 @@ class ManifestWriter:
 
     def __init__(self, folder: Path, metric_names: list[str]) -> None:
         self.folder = folder
-        self.metric_names = list(metric_names)
+        base = {name for name, _ in _SAMPLE_COLUMNS + _REJECT_COLUMNS}
+        self.metric_names = [name for name in metric_names if name not in base]  # e.g. duration_s
         self.samples: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
 

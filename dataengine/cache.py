@@ -1,0 +1,184 @@
+"""A content-addressed cache of per-sample stage results, shared by every build on the machine.
+
+An entry is keyed by sha256(stage fingerprint, the sample fields the stage reads) and holds the fields
+the stage wrote plus the metrics it added. So a threshold change re-runs only the cheap ``judge`` step,
+a new tokenizer re-encodes but reuses the audio, and new source rows synthesize only themselves. Entries
+are written to a temporary name and renamed, so a killed build leaves only whole entries behind and the
+same command resumes from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataengine.audio.pcm import from_pcm16, to_pcm16
+from dataengine.sample import Sample
+from dataengine.stage import Stage, StageStats
+
+
+def cache_root() -> Path:
+    """``$DATAENGINE_CACHE`` or ``~/.cache/dataengine``."""
+    return Path(os.environ.get("DATAENGINE_CACHE") or Path.home() / ".cache" / "dataengine")
+
+
+def _hash_value(digest: Any, value: object) -> None:
+    if isinstance(value, np.ndarray):
+        digest.update(f"nd:{value.dtype.str}:{value.shape}:".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    else:
+        digest.update(f"{type(value).__name__}:{value!r}".encode())
+    digest.update(b"\0")
+
+
+def _pack(value: object) -> object:
+    """Float32 audio already on the 16-bit grid is stored as int16 (half the bytes, exact)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 1:
+        pcm = to_pcm16(value)
+        if np.array_equal(from_pcm16(pcm), value):
+            return ("pcm16", pcm)
+    return value
+
+
+def _unpack(value: object) -> object:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "pcm16":
+        return from_pcm16(value[1])
+    return value
+
+
+@dataclass
+class CacheStats:
+    entries: int
+    bytes: int
+    by_stage: dict[str, tuple[int, int]]
+
+
+class StageCache:
+    """Files under ``root/stages/<stage>/<key[:2]>/<key>.pkl`` (pickles this tool wrote itself)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_root()) / "stages"
+
+    def key(self, fingerprint: str, sample: Sample, reads: tuple[str, ...]) -> str:
+        digest = hashlib.sha256(fingerprint.encode())
+        for field in reads:
+            digest.update(field.encode() + b"=")
+            _hash_value(digest, getattr(sample, field))
+        return digest.hexdigest()
+
+    def _path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key[:2] / f"{key}.pkl"
+
+    def get(self, stage: str, key: str) -> dict[str, Any] | None:
+        path = self._path(stage, key)
+        try:
+            payload = pickle.loads(path.read_bytes())
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            return None
+        os.utime(path)  # last use, for ``cache gc``
+        fields = {k: _unpack(v) for k, v in payload["fields"].items()}
+        return {"fields": fields, "metrics": payload["metrics"]}
+
+    def put(self, stage: str, key: str, fields: dict[str, Any], metrics: dict[str, float]) -> None:
+        path = self._path(stage, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        payload = {"fields": {k: _pack(v) for k, v in fields.items()}, "metrics": metrics}
+        tmp.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, path)
+
+    def _entries(self) -> list[Path]:
+        return sorted(self.root.glob("*/*/*.pkl")) if self.root.is_dir() else []
+
+    def stats(self) -> CacheStats:
+        by_stage: dict[str, tuple[int, int]] = {}
+        for path in self._entries():
+            count, size = by_stage.get(path.parts[-3], (0, 0))
+            by_stage[path.parts[-3]] = (count + 1, size + path.stat().st_size)
+        return CacheStats(
+            entries=sum(c for c, _ in by_stage.values()),
+            bytes=sum(b for _, b in by_stage.values()),
+            by_stage=dict(sorted(by_stage.items())),
+        )
+
+    def gc(self, older_than_s: float) -> tuple[int, int]:
+        """Delete entries unused for ``older_than_s`` seconds and stray temp files; return (files, bytes)."""
+        cutoff = time.time() - older_than_s
+        removed = freed = 0
+        if not self.root.is_dir():
+            return 0, 0
+        for path in [*self._entries(), *self.root.glob("*/*/.*.tmp")]:
+            stat = path.stat()
+            if stat.st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed, freed = removed + 1, freed + stat.st_size
+        return removed, freed
+
+
+class CachedStage(Stage):
+    """Wraps a cacheable stage: hits restore the stage's outputs, misses run it and are stored.
+
+    It knows nothing of what the stage does beyond its declared ``reads``/``writes``.
+    """
+
+    def __init__(self, inner: Stage, cache: StageCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.name = inner.name
+        self._fingerprint: str | None = None
+        self._ready = False
+        self.hits = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_ready": False}
+
+    def setup(self) -> None:
+        """Nothing yet: the wrapped stage loads its model at the first miss (a rebuild may have none)."""
+
+    def process(self, samples: list[Sample]) -> None:
+        self.inner.process(samples)
+
+    def judge(self, sample: Sample) -> None:
+        self.inner.judge(sample)
+
+    def run(self, samples: list[Sample]) -> None:
+        if self._fingerprint is None:
+            self._fingerprint = self.inner.fingerprint()
+        keys = {id(s): self.cache.key(self._fingerprint, s, self.inner.reads) for s in samples}
+        misses = []
+        for sample in samples:
+            payload = self.cache.get(self.name, keys[id(sample)])
+            if payload is None:
+                misses.append(sample)
+                continue
+            for field, value in payload["fields"].items():
+                setattr(sample, field, value)
+            sample.metrics.update(payload["metrics"])
+        self.hits += len(samples) - len(misses)
+        before = {id(s): dict(s.metrics) for s in misses}
+        if misses:
+            if not self._ready:
+                self.inner.setup()
+                self._ready = True
+            self.inner.process(misses)
+        for sample in misses:
+            if sample.kept:  # a failed sample is retried next time, not remembered
+                added = {k: v for k, v in sample.metrics.items() if before[id(sample)].get(k) != v}
+                fields = {field: getattr(sample, field) for field in self.inner.writes}
+                self.cache.put(self.name, keys[id(sample)], fields, added)
+        for sample in samples:
+            if sample.kept:
+                self.inner.judge(sample)
+
+    def __call__(self, samples: list[Sample], stats: StageStats) -> list[Sample]:
+        hits_before = self.hits
+        result = super().__call__(samples, stats)
+        stats.cached += self.hits - hits_before
+        return result

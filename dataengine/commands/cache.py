@@ -1,0 +1,50 @@
+"""``dataengine cache stats|gc``: look at and trim the per-sample stage cache."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from dataengine.commands import UserError
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(text: str) -> float:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise UserError(f"--older-than: expected a duration like 30m, 12h or 7d, got {text!r}")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@click.group("cache")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache root (default: $DATAENGINE_CACHE).")
+@click.pass_context
+def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
+    """The content-addressed cache of per-sample stage results."""
+    from dataengine.cache import StageCache
+
+    ctx.obj = StageCache(cache_dir)
+
+
+@cache_group.command("stats")
+@click.pass_obj
+def cache_stats(cache) -> None:  # noqa: ANN001 - StageCache, imported lazily
+    """Entries and bytes per stage."""
+    stats = cache.stats()
+    click.echo(f"cache: {cache.root}")
+    for stage, (count, size) in stats.by_stage.items():
+        click.echo(f"  {stage:<14} {count:>8} entries  {size / 2**20:10.1f} MiB")
+    click.echo(f"  {'total':<14} {stats.entries:>8} entries  {stats.bytes / 2**20:10.1f} MiB")
+
+
+@cache_group.command("gc")
+@click.option("--older-than", default="30d", show_default=True, help="Delete entries unused for this long.")
+@click.pass_obj
+def cache_gc(cache, older_than: str) -> None:  # noqa: ANN001 - StageCache, imported lazily
+    """Delete entries no build has used for a while."""
+    removed, freed = cache.gc(_seconds(older_than))
+    click.echo(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB")

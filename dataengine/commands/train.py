@@ -1,0 +1,83 @@
+"""``dataengine train …``: prepare checkpoints for, and launch, the streaming torchtune recipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from dataengine.commands import UserError
+
+
+@click.group()
+def train() -> None:
+    """Train a speech-aware Llama 3 straight from the shards (torchtune; see training/README.md)."""
+
+
+@train.command("resize-vocab")
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
+@click.option(
+    "--codes",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Sound codes (Ichigo's checkpoints: 513, with the mask code).",
+)
+@click.option(
+    "--special-tokens",
+    "special_tokens",
+    type=click.Path(path_type=Path),
+    help="tokenizer.json-style special tokens of IN (default: IN/special_tokens.json, else "
+    "torchtune's Llama 3 map).",
+)
+def resize_vocab(src: Path, dst: Path, codes: int, special_tokens: Path | None) -> None:
+    """Add the sound tokens to the Llama 3 checkpoint IN (HF safetensors or torchtune format), write OUT."""
+    from training.vocab import VocabError
+    from training.vocab import resize_vocab as run_resize
+
+    try:
+        report = run_resize(src, dst, n_sound_codes=codes, special_tokens_path=special_tokens)
+    except (VocabError, ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(
+        f"{report.format} checkpoint: vocabulary {report.old_rows} -> {report.new_rows} rows "
+        f"(sound tokens from id {report.sound_start_id}); wrote {dst} and {dst / 'special_tokens.json'}"
+    )
+
+
+@train.command("init-tiny")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def init_tiny(out: Path, seed: int) -> None:
+    """Write a tiny BPE tokenizer + random tiny llama3 checkpoint to OUT (for tiny_cpu.yaml)."""
+    from training.tiny import init_tiny as run_init
+
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: folder exists and is not empty")
+    made = run_init(out, seed=seed)
+    click.echo(
+        f"wrote {out}: tokenizer.model, special_tokens.json, model.pt (vocab_size {made['vocab_size']})"
+    )
+
+
+@train.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def run(config: Path, overrides: tuple[str, ...]) -> None:
+    """``tune run training/stream_finetune.py --config CONFIG [key=value …]`` in this environment."""
+    if not config.is_file():
+        raise UserError(f"{config}: no such config file")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torchtune._cli.tune",
+        "run",
+        "training/stream_finetune.py",
+        "--config",
+        str(config),
+        *overrides,
+    ]
+    raise SystemExit(subprocess.call(cmd))

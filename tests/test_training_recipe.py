@@ -1,0 +1,138 @@
+"""The streaming torchtune recipe: the tiny model learns, resume is exact, the 8B configs are sound."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from omegaconf import OmegaConf
+from torchtune import config
+from training_fixtures import tiny_dir, tiny_tokenizer
+
+from dataengine.cli import main
+from training.stream_finetune import run
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "training" / "configs"
+DATAENGINE = [sys.executable, "-m", "dataengine.cli"]
+
+
+def tiny_cfg(data: Path, out: Path, **overrides: object) -> dict:
+    cfg = OmegaConf.load(CONFIGS / "tiny_cpu.yaml")
+    cfg.merge_with({"data": str(data), "tiny_dir": str(tiny_dir()), "output_dir": str(out), **overrides})
+    return cfg
+
+
+def step_ids(out: Path) -> list[tuple[int, list[str]]]:
+    lines = (out / "sample_ids.rank0.jsonl").read_text().splitlines()
+    return [(r["step"], r["ids"]) for r in map(json.loads, lines)]
+
+
+def logged_losses(out: Path) -> list[float]:
+    text = "".join(p.read_text() for p in sorted((out / "logs").glob("*.txt")))
+    return [float(x) for x in re.findall(r"loss:([0-9.]+)", text)]
+
+
+@pytest.mark.slow
+def test_train_run_trains_the_tiny_model_from_the_shards_and_the_loss_falls(
+    small_build_dir: Path, tmp_path: Path
+) -> None:
+    """The product path: ``dataengine train init-tiny`` then ``dataengine train run`` (= ``tune run``)."""
+    tiny, out = tmp_path / "tiny", tmp_path / "run"
+    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken")}
+    made = subprocess.run(
+        [*DATAENGINE, "train", "init-tiny", str(tiny)], capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0 and "vocab_size 1091" in made.stdout, made.stderr[-2000:]
+    cmd = [
+        *DATAENGINE,
+        "train",
+        "run",
+        str(CONFIGS / "tiny_cpu.yaml"),
+        f"data={small_build_dir}",
+        f"tiny_dir={tiny}",
+        f"output_dir={out}",
+        "max_steps=30",
+        "save_every_n_steps=30",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = logged_losses(out)
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+    assert (out / "epoch_30" / "model-00001-of-00001.bin").is_file()
+    trained = [i for _, ids in step_ids(out) for i in ids]
+    assert set(trained) <= {f"chatterbot-ai-{n:04d}" for n in range(14)} and len(trained) > 14  # > 1 epoch
+
+
+def test_train_run_and_init_tiny_bad_input_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "run", str(tmp_path / "nope.yaml")])
+    assert (
+        result.exit_code == 2
+        and result.output.strip() == f"Error: {tmp_path / 'nope.yaml'}: no such config file"
+    )
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    result = CliRunner().invoke(main, ["train", "init-tiny", str(tmp_path / "full")])
+    assert result.exit_code == 2 and "folder exists and is not empty" in result.output
+
+
+def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
+    small_build_dir: Path, tmp_path: Path
+) -> None:
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    run(tiny_cfg(small_build_dir, whole, max_steps=10, save_every_n_steps=10))
+    run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=10, stop_after_steps=6))
+    assert [s for s, _ in step_ids(parts)] == list(range(1, 7))  # "killed" after the step-6 checkpoint
+    run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=10, resume_from_checkpoint=True))
+    assert step_ids(parts) == step_ids(whole)
+    final = [
+        torch.load(d / "epoch_10" / "model-00001-of-00001.bin", weights_only=True) for d in (whole, parts)
+    ]
+    for key, value in final[0].items():
+        torch.testing.assert_close(final[1][key], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "global_batch", "lr", "warmup", "wd", "max_len"),
+    [
+        ("stage1_llama3_1_8b.yaml", 80, 2e-4, 20, 0.01, 512),
+        ("stage2_llama3_1_8b.yaml", 128, 0.5e-4, 73, 0.005, 1024),
+    ],
+)
+def test_8b_configs_parse_and_their_components_instantiate(
+    small_build_dir: Path, name: str, global_batch: int, lr: float, warmup: int, wd: float, max_len: int
+) -> None:
+    cfg = OmegaConf.load(CONFIGS / name)
+    cfg.data = str(small_build_dir)
+    assert cfg.batch_size * cfg.gradient_accumulation_steps * 8 == cfg.global_batch_size == global_batch
+    assert (cfg.dtype, cfg.enable_activation_checkpointing, cfg.dataset.max_seq_len) == (
+        "bf16",
+        True,
+        max_len,
+    )
+    assert cfg.model._component_ == "torchtune.models.llama3_1.llama3_1"
+    assert cfg.model.vocab_size == 128771 and cfg.model.num_layers == 32  # no 8B model is built here
+    param = torch.nn.Parameter(torch.zeros(4))
+    cfg.optimizer.fused = False  # fused AdamW is for GPUs
+    optimizer = config.instantiate(cfg.optimizer, [param])
+    assert optimizer.defaults["lr"] == lr and optimizer.defaults["weight_decay"] == wd
+    scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=cfg.max_steps)
+    lrs = []
+    for _ in range(warmup + 2):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == 0 and lrs[warmup] == pytest.approx(lr) and lrs[warmup + 1] < lr
+    assert config.instantiate(cfg.loss).ignore_index == -100
+    dataset = config.instantiate(cfg.dataset, tiny_tokenizer())  # the real tokenizer.model is not here
+    item = next(iter(dataset))
+    assert item["tokens"].shape == (max_len,)
+    assert OmegaConf.select(cfg, "checkpointer.model_type") == "LLAMA3"

@@ -1,0 +1,182 @@
+"""Where shards live and how one is read: local folders, published folders, ``hf://`` URLs.
+
+A source is a shard file, a folder holding ``*.tar`` or ``shards/*.tar`` (a build's output folder, a
+published version folder such as ``DIR/versions/v1.2.0``, also written ``DIR@v1.2.0``), or
+``hf://datasets/ORG/NAME@REV[/PATH]``.
+Shards are opened with webdataset's ``gopen`` (``hf://`` goes through huggingface_hub) and read as a
+tar stream here, so any error names the shard and the member.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.tarstream import TarStreamError, iter_members
+
+_NPY_HEADER = re.compile(
+    rb"\x93NUMPY\x01\x00..\{'descr': '(?P<descr><[iu][1248])', "
+    rb"'fortran_order': False, 'shape': \((?P<n>\d+),\), \}",
+    re.DOTALL,
+)
+TRAINING_MEMBERS = frozenset({"json", "tokens.npy"})
+HF_URL = re.compile(r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>[^/]+))?(?:/(?P<path>.*))?$")
+
+
+class ShardError(RuntimeError):
+    """A shard that cannot be found or read; the message names the shard (and member)."""
+
+
+@dataclass(frozen=True)
+class HfLocation:
+    repo_id: str
+    revision: str
+    path: str
+
+    def url(self, filename: str) -> str:
+        return f"hf://datasets/{self.repo_id}@{self.revision}/{filename}"
+
+
+def parse_hf_url(url: str) -> HfLocation:
+    """``hf://datasets/ORG/NAME@vX.Y.Z/sub/dir`` -> repo ``ORG/NAME``, revision, path in the repo."""
+    match = HF_URL.match(url)
+    if not match:
+        raise ShardError(f"{url}: not an hf://datasets/ORG/NAME[@REVISION][/PATH] URL")
+    return HfLocation(match["repo"], match["rev"] or "main", (match["path"] or "").strip("/"))
+
+
+def hf_shard_urls(url: str) -> list[str]:
+    """List the ``.tar`` files of a Hub dataset revision (under PATH, or under ``shards/`` if any)."""
+    from huggingface_hub import HfApi
+
+    loc = parse_hf_url(url)
+    if loc.path.endswith(".tar"):
+        return [url]
+    try:
+        api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)  # read now, not at import time
+        files = api.list_repo_files(loc.repo_id, repo_type="dataset", revision=loc.revision)
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; all mean "not there"
+        raise ShardError(f"{url}: cannot list the dataset: {exc}") from None
+    return [loc.url(f) for f in _pick_tars(files, loc.path)] or _no_shards(url)
+
+
+def _pick_tars(files: list[str], prefix: str) -> list[str]:
+    tars = sorted(f for f in files if f.endswith(".tar") and (not prefix or f.startswith(prefix + "/")))
+    in_shards = [f for f in tars if f.rsplit("/", 2)[-2:-1] == ["shards"]]
+    return in_shards or tars
+
+
+def _no_shards(source: str) -> list[str]:
+    raise ShardError(f"{source}: no shards (*.tar or shards/*.tar) found")
+
+
+def resolve_shards(source: str | Path) -> list[str]:
+    """Every shard URL or path of ``source``, sorted, so all ranks see the same list."""
+    text = str(source)
+    if text.startswith("hf://"):
+        return hf_shard_urls(text)
+    path = Path(text).expanduser()
+    if not path.exists() and "@" in path.name:  # DIR@vX.Y.Z: a version of a local published folder
+        name, _, version = path.name.rpartition("@")
+        path = path.with_name(name) / "versions" / version
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise ShardError(f"{text}: no such file or folder")
+    for folder in (path / "shards", path):
+        tars = sorted(folder.glob("*.tar"))
+        if tars:
+            return [str(t) for t in tars]
+    return _no_shards(text)
+
+
+def open_shard(url: str) -> Any:
+    """A readable binary stream for a shard path or URL (webdataset's gopen handles the schemes)."""
+    from webdataset.gopen import gopen
+
+    try:
+        return gopen(url, "rb")
+    except Exception as exc:  # noqa: BLE001
+        raise ShardError(f"{url}: cannot open: {exc}") from None
+
+
+def iter_raw_samples(url: str, exts: frozenset[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Samples of one shard as ``{"__key__", "__shard__", ext: bytes}`` in stored order; with ``exts``,
+    other members (e.g. the audio) are skipped unread."""
+    current: dict[str, Any] | None = None
+    stream = open_shard(url)
+    wanted = None if exts is None else (lambda name: name.rsplit("/", 1)[-1].partition(".")[2] in exts)
+    try:
+        for member, data in iter_members(stream, wanted):
+            key, _, ext = member.rsplit("/", 1)[-1].partition(".")
+            if exts is not None and ext not in exts:
+                continue
+            if current is not None and current["__key__"] != key:
+                yield current
+                current = None
+            if current is None:
+                current = {"__key__": key, "__shard__": url}
+            current[ext] = data
+    except TarStreamError as exc:
+        raise ShardError(f"{url}: corrupt tar after member {exc.after}: {exc}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ShardError(f"{url}: cannot read: {exc}") from None
+    finally:
+        stream.close()
+    if current is not None:
+        yield current
+
+
+def load_codes(payload: bytes) -> np.ndarray:
+    """A 1-d integer ``.npy`` array; the common little-endian header is parsed without ``np.load``."""
+    match = _NPY_HEADER.match(payload)
+    if match is not None:
+        start = 10 + int.from_bytes(payload[8:10], "little")
+        dtype = np.dtype(match["descr"].decode())
+        if (len(payload) - start) == int(match["n"]) * dtype.itemsize:
+            return np.frombuffer(payload, dtype=dtype, offset=start)
+    codes = np.load(io.BytesIO(payload), allow_pickle=False)
+    if codes.ndim != 1 or codes.dtype.kind not in "iu":
+        raise ValueError(f"expected a 1-d integer array, got {codes.dtype} {codes.shape}")
+    return codes
+
+
+@dataclass
+class ShardSample:
+    """What training needs from one sample: its id, task, conversation and sound codes."""
+
+    id: str
+    task: str
+    conversations: list[dict[str, str]]
+    codes: np.ndarray
+    shard: str
+
+
+def decode_sample(raw: dict[str, Any]) -> ShardSample:
+    """Parse the ``json`` and ``tokens.npy`` members; a broken one is a ShardError naming it."""
+    where = f"{raw['__shard__']}: member {raw['__key__']}"
+    for ext in ("json", "tokens.npy"):
+        if ext not in raw:
+            raise ShardError(f"{where}.{ext}: missing")
+    try:
+        meta = json.loads(raw["json"].decode("utf-8"))
+        conversations = meta["conversations"]
+        if len(conversations) != 2 or [m["role"] for m in conversations] != ["user", "assistant"]:
+            raise ValueError("conversations is not one user turn then one assistant turn")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ShardError(f"{where}.json: {exc}") from None
+    try:
+        codes = load_codes(raw["tokens.npy"])
+    except (ValueError, OSError, EOFError) as exc:
+        raise ShardError(f"{where}.tokens.npy: {exc}") from None
+    return ShardSample(
+        str(meta.get("id", raw["__key__"])), str(meta.get("task", "")), conversations, codes, raw["__shard__"]
+    )
