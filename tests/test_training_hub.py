@@ -11,11 +11,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 from training_fixtures import tiny_dir, tiny_tokenizer
 
 from training.dataset import ShardStream
-from training.shards import ShardError, resolve_shards
 
 REPO, REV = "org/speech-set", "v1.0.0"
 
@@ -69,10 +67,17 @@ ds = ShardStream(sys.argv[1], tok, 256, packed=False, shuffle_buffer=1, shuffle_
 print(len(ds.shards), *[i for item in ds for i in item["sample_ids"]])
 """
 
+RESOLVE = """
+import json, sys
+from training.shards import ShardError, resolve_shards
+try:
+    print(json.dumps(resolve_shards(sys.argv[1])))
+except ShardError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
 
-def test_hf_url_lists_and_streams_the_published_shards(
-    small_build_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+
+def test_hf_url_lists_and_streams_the_published_shards(small_build_dir: Path, tmp_path: Path) -> None:
 
     files = {f"shards/{p.name}": p.read_bytes() for p in sorted((small_build_dir / "shards").glob("*.tar"))}
     files["README.md"] = b"# card\n"
@@ -99,11 +104,19 @@ def test_hf_url_lists_and_streams_the_published_shards(
             str(small_build_dir), tok, 256, packed=False, shuffle_buffer=1, shuffle_shards=False, epochs=1
         )
         assert remote.stdout.split() == ["3", *[i for item in local for i in item["sample_ids"]]]
-        monkeypatch.setenv("HF_ENDPOINT", env["HF_ENDPOINT"])
-        assert resolve_shards(f"hf://datasets/{REPO}@{REV}") == [
+
+        def resolve(url: str) -> object:
+            # huggingface_hub reads HF_ENDPOINT / HF_HUB_OFFLINE at import, so resolve in a fresh process
+            result = subprocess.run(
+                [sys.executable, "-c", RESOLVE, url], capture_output=True, text=True, env=env, timeout=60
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            return json.loads(result.stdout)
+
+        assert resolve(f"hf://datasets/{REPO}@{REV}") == [
             f"hf://datasets/{REPO}@{REV}/{f}" for f in files if f.endswith(".tar")
         ]
-        with pytest.raises(ShardError, match=rf"^hf://datasets/{REPO}@v9.9.9: cannot list the dataset"):
-            resolve_shards(f"hf://datasets/{REPO}@v9.9.9")
+        missing = resolve(f"hf://datasets/{REPO}@v9.9.9")
+        assert missing["error"].startswith(f"hf://datasets/{REPO}@v9.9.9: cannot list the dataset")
     finally:
         server.shutdown()

@@ -18,10 +18,12 @@ from dataengine.recipe import VoiceConfig
 class TTSBackend(ABC):
     """One loaded voice: text in, mono float32 audio at :attr:`sample_rate` out."""
 
+    voice: VoiceConfig
+
     @property
-    @abstractmethod
     def name(self) -> str:
         """Voice name as recorded in ``sample.voice`` (e.g. ``piper:joe-us@1``)."""
+        return self.voice.name
 
     @property
     @abstractmethod

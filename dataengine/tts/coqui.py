@@ -83,10 +83,6 @@ class CoquiBackend(TTSBackend):
         return {**self.__dict__, "_tts": None, "_tts_cls": None}
 
     @property
-    def name(self) -> str:
-        return self.voice.name
-
-    @property
     def sample_rate(self) -> int:
         self.load()
         return int(self._tts.synthesizer.output_sample_rate)

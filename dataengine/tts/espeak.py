@@ -47,10 +47,6 @@ class EspeakBackend(TTSBackend):
         self._checked = False
 
     @property
-    def name(self) -> str:
-        return self.voice.name
-
-    @property
     def sample_rate(self) -> int:
         return 22050
 

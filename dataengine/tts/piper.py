@@ -91,10 +91,6 @@ class PiperBackend(TTSBackend):
         return {**self.__dict__, "_piper": None}
 
     @property
-    def name(self) -> str:
-        return self.voice.name
-
-    @property
     def sample_rate(self) -> int:
         self.load()
         return int(self._piper.config.sample_rate)

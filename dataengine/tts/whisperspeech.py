@@ -100,10 +100,6 @@ class WhisperSpeechBackend(TTSBackend):
         return {**self.__dict__, "_pipe": None, "_speaker": None, "_pipeline_cls": None}
 
     @property
-    def name(self) -> str:
-        return self.voice.name
-
-    @property
     def sample_rate(self) -> int:
         return SAMPLE_RATE
 
