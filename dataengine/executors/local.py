@@ -48,19 +48,24 @@ def limit_threads(threads: int) -> None:
 class LocalExecutor:
     """``workers == 1`` runs inline; more workers use spawned processes, each setting up the stages once."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+        """``threads``: math-library threads per worker (default: the cores divided among the workers;
+        a single inline worker keeps the libraries' own defaults)."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
+        self.threads = threads
 
     def map(self, stages: list[Stage], batches: Iterable[list[Sample]]) -> Iterator[BatchResult]:
         if self.workers == 1:
+            if self.threads is not None:
+                limit_threads(self.threads)
             for stage in stages:
                 stage.setup()
             for batch in batches:
                 yield run_batch(stages, batch)
             return
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         context = mp.get_context("spawn")
         with context.Pool(self.workers, initializer=_init_worker, initargs=(stages, threads)) as pool:
             yield from pool.imap(_run_in_worker, batches, chunksize=1)
