@@ -50,7 +50,7 @@ def main() -> None:
         rebuild = build(
             stricter, tmp_path / "rebuild", progress=False, cache=StageCache(tmp_path / "cache-local1")
         )
-        one_thread = cold("local1t1", LocalExecutor(1, threads=1))  # limits torch in this process from here on
+        one_thread = cold("local1t1", LocalExecutor(1, threads=1))  # limits torch here from now on
         two = cold("local2", LocalExecutor(2))
         ray = None if args.no_ray else cold("ray2", RayExecutor(workers=2))
 
