@@ -7,9 +7,13 @@ worker process) and maps a batch of samples to the same batch. Executors call on
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 from dataengine.sample import Reject, Sample
 
@@ -32,6 +36,23 @@ class StageStats:
         self.dropped += other.dropped
         self.seconds += other.seconds
         self.audio_seconds += other.audio_seconds
+
+
+@functools.cache
+def source_digest(modules: tuple[str, ...]) -> str:
+    """sha256 of the Python source of ``modules`` (a package counts with every ``.py`` file beside it), so
+    editing the code that computes a cached result invalidates it."""
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"no source for module {name}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.glob("*.py")) if origin.name == "__init__.py" else [origin]
+        for path in files:
+            digest.update(f"{name}:{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class Stage(ABC):
@@ -63,11 +84,15 @@ class Stage(ABC):
         """The settings that change what :meth:`process` computes (not thresholds used by ``judge``)."""
         return getattr(self, "config", None)
 
-    def fingerprint(self) -> str:
-        """Everything besides the sample's ``reads`` that decides :meth:`process`'s output."""
-        from dataengine import __version__
+    code_modules: tuple[str, ...] = ()
+    """Modules outside the stage's own package whose code decides its output (for :meth:`fingerprint`)."""
 
-        return f"{type(self).__module__}.{type(self).__qualname__}|{__version__}|{self.cache_settings()!r}"
+    def fingerprint(self) -> str:
+        """Everything besides the sample's ``reads`` that decides :meth:`process`'s output: the stage,
+        the source code it runs (its package and ``code_modules``), and :meth:`cache_settings`."""
+        package = type(self).__module__.rpartition(".")[0]
+        code = source_digest((package, *self.code_modules))
+        return f"{type(self).__module__}.{type(self).__qualname__}|code:{code}|{self.cache_settings()!r}"
 
     def run(self, samples: list[Sample]) -> None:
         """Process, then judge each sample that survived processing."""

@@ -55,6 +55,24 @@ def test_entries_round_trip_exactly(tmp_path: Path) -> None:
     assert removed == 1 and freed > 0 and cache.stats().entries == 0
 
 
+def test_editing_a_stage_s_code_changes_its_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataengine.stage import source_digest
+
+    package = tmp_path / "fake_stage_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "measure.py").write_text("SCALE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_digest(("fake_stage_pkg",))
+    (package / "measure.py").write_text("SCALE = 2\n")
+    source_digest.cache_clear()
+    assert source_digest(("fake_stage_pkg",)) != before
+    with pytest.raises(ValueError, match="no source"):
+        source_digest(("no_such_module_anywhere",))
+
+
 def test_cached_rebuild_is_byte_identical_and_skips_the_models(
     tmp_path: Path, small_recipe: Recipe, small_build_dir: Path
 ) -> None:

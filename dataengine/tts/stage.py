@@ -30,6 +30,7 @@ class TTSStage(SampleStage):
     cacheable = True
     reads = ("id", "prompt")  # the voice is drawn from (seed, id)
     writes = ("voice", "audio")
+    code_modules = ("dataengine.audio.io", "dataengine.audio.pcm", "dataengine.hashing")
 
     def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
         self.config = config or TTSConfig()
