@@ -85,7 +85,7 @@ def build(
         cache = None if no_cache else StageCache(cache_dir)
         runner = None
         if executor == "ray":
-            runner = RayExecutor(workers, ray_address, recipe.executor.num_cpus, recipe.executor.num_gpus)
+            runner = RayExecutor(workers, ray_address, recipe.executor)
         summary = run_build(
             recipe, out, workers=workers, progress=not no_progress, cache=cache, executor=runner
         )

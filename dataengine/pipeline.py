@@ -25,7 +25,7 @@ from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
 from dataengine.cache import CachedStage, StageCache
 from dataengine.executors import LocalExecutor, RayExecutor
 from dataengine.formatting import TaskMixer, format_sample
-from dataengine.recipe import Recipe
+from dataengine.recipe import Recipe, RecipeError
 from dataengine.sample import Sample
 from dataengine.sources import iter_source
 from dataengine.stage import Stage, StageStats
@@ -145,8 +145,12 @@ def build(
 ) -> BuildSummary:
     """Run the whole build into ``out`` (reusing ``cache`` where it has results); return what happened."""
     started = time.perf_counter()
-    staging = prepare_output(out)
     stages = build_stages(recipe, cache)
+    unknown = sorted(set(recipe.executor.stages) - {stage.name for stage in stages})
+    if unknown:
+        names = ", ".join(stage.name for stage in stages)
+        raise RecipeError(f"executor.stages: no stage named {unknown[0]!r} (stages: {names})")
+    staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
     summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
     shards = ShardWriter(

@@ -158,11 +158,27 @@ class ShardConfig(_Section):
     keep_audio: bool = True
 
 
-class ExecutorConfig(_Section):
-    """Resources of one worker (a local process or a Ray actor running the stage list)."""
+class StageResources(_Section):
+    """What one Ray actor (or task) of a stage asks for, and how many actors the stage gets."""
 
-    num_cpus: float = Field(1.0, gt=0)
+    num_cpus: float | None = Field(None, gt=0)
+    """None: the cluster's CPUs shared evenly among all the actors (so every pool fits at once)."""
     num_gpus: float = Field(0.0, ge=0)
+    actors: int | None = Field(None, ge=1)
+    """None: as many as ``--workers``."""
+
+
+class ExecutorConfig(_Section):
+    """Resources on Ray: overrides by stage name (``tts``, ``audio_filters``, ``asr``, ``tokenizer``, …).
+
+    Stages that hold a model run as actor pools (the model loads once per actor); stateless ones as tasks.
+    Reserve no more than the cluster has: actors that cannot be placed wait forever.
+    """
+
+    stages: dict[str, StageResources] = Field(default_factory=dict)
+
+    def for_stage(self, name: str) -> StageResources:
+        return self.stages.get(name) or StageResources()
 
 
 class Recipe(_Section):

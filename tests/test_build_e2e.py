@@ -134,11 +134,35 @@ def test_broken_rows_and_too_many_tokens_become_rejects(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ray_executor_gives_identical_bytes(tmp_path: Path, small_recipe, small_build_dir: Path) -> None:
+    """Per-stage pools sized from the recipe (one tokenizer actor, half-CPU TTS actors) change nothing."""
     from dataengine.executors import RayExecutor
 
+    recipe = small_recipe.with_overrides(
+        executor={"stages": {"tokenizer": {"actors": 1}, "tts": {"num_cpus": 0.5, "actors": 2}}}
+    )
     out = tmp_path / "ray"
-    summary = build(small_recipe, out, executor=RayExecutor(workers=2), progress=False)
-    assert summary.kept > 0
+    summary = build(recipe, out, executor=RayExecutor(workers=2, resources=recipe.executor), progress=False)
+    assert summary.kept > 0 and [s.seen for s in summary.stages][0] == 14
     for path in sorted(small_build_dir.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.name != "recipe.yaml":  # the copy of the recipe names the executor section
             assert path.read_bytes() == (out / path.relative_to(small_build_dir)).read_bytes(), path
+
+    from dataengine.recipe import RecipeError
+
+    greedy = small_recipe.with_overrides(executor={"stages": {"tokenizer": {"num_cpus": 8}}})
+    with pytest.raises(RecipeError, match=r"the stages reserve 16 CPUs, the Ray cluster has \d+"):
+        build(
+            greedy,
+            tmp_path / "greedy",
+            executor=RayExecutor(workers=2, resources=greedy.executor),
+            progress=False,
+        )
+
+
+def test_resources_for_an_unknown_stage_are_a_recipe_error(tmp_path: Path, small_recipe) -> None:
+    from dataengine.recipe import RecipeError
+
+    recipe = small_recipe.with_overrides(executor={"stages": {"tokeniser": {"actors": 1}}})
+    with pytest.raises(RecipeError, match="executor.stages: no stage named 'tokeniser'"):
+        build(recipe, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

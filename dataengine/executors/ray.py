@@ -1,45 +1,60 @@
-"""Run the stage list on Ray actors: each actor sets the stages up once (models load once per actor).
+"""Run the stages on Ray: a pool of actors per stage that holds a model, a task per batch for the rest.
 
-Batches go to the actors round-robin; at most ``2 × workers`` batches are in flight (backpressure, so
-a slow stage cannot fill memory) and results come back in input order, so the writers — and the
-bytes they write — are the same as with the local executor.
+Each model stage (TTS, audio metrics, ASR, WhisperVQ) gets its own actors, sized per stage from the
+recipe's ``executor`` section (``num_cpus``, ``num_gpus``, ``actors``), so a GPU stage can run on GPU
+actors while CPU filters run beside it; each actor sets its stage up once. A batch's stage calls are
+chained by object reference, so consecutive batches are in different stages at the same time. At most
+``2 × workers`` batches are in flight (backpressure), and results come back in input order, so the
+writers — and the bytes they write — are the same as with the local executor.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from dataengine.executors.local import BatchResult, limit_threads, run_batch
+from dataengine.recipe import ExecutorConfig, RecipeError
 from dataengine.sample import Sample
-from dataengine.stage import Stage
+from dataengine.stage import Stage, StageStats
 
 
 class _StageActor:
-    """The body of one Ray actor: the stages, set up once."""
+    """The body of one Ray actor: one stage, set up once."""
 
-    def __init__(self, stages: list[Stage], threads: int) -> None:
+    def __init__(self, stage: Stage, threads: int) -> None:
         limit_threads(threads)
-        self.stages = stages
-        for stage in self.stages:
-            stage.setup()
+        self.stage = stage
+        self.stage.setup()
 
-    def run(self, batch: list[Sample]) -> BatchResult:
-        return run_batch(self.stages, batch)
+    def run(self, batch: list[Sample]) -> tuple[list[Sample], StageStats]:
+        batch, stats = run_batch([self.stage], batch)
+        return batch, stats[0]
+
+
+def _run_stage(stage: Stage, batch: list[Sample]) -> tuple[list[Sample], StageStats]:
+    """A stateless stage as a Ray task."""
+    batch, stats = run_batch([stage], batch)
+    return batch, stats[0]
+
+
+def _holds_state(stage: Stage) -> bool:
+    """True when the stage loads something in ``setup`` (a model): it then deserves long-lived actors."""
+    return type(stage).setup is not Stage.setup
 
 
 class RayExecutor:
-    """``ray.init()`` locally (or ``address`` of a cluster), then ``workers`` actors of the given size."""
+    """``ray.init()`` locally (or join ``address``), then per-stage actor pools / tasks."""
 
     def __init__(
-        self, workers: int = 2, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0
+        self, workers: int = 2, address: str | None = None, resources: ExecutorConfig | None = None
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.workers = workers
         self.address = address
-        self.num_cpus = num_cpus
-        self.num_gpus = num_gpus
+        self.resources = resources or ExecutorConfig()
 
     def _init(self) -> bool:
         """Start (or join) Ray; True when this call started it."""
@@ -58,21 +73,70 @@ class RayExecutor:
         )
         return True
 
+    def _stage_caller(
+        self, ray: Any, stage: Stage, actors: list[Any], share: float
+    ) -> Callable[[int, Any], tuple[Any, Any]]:
+        """A function (batch number, batch ref) -> (batch ref, stats ref) that runs ``stage`` on Ray."""
+        res = self.resources.for_stage(stage.name)
+        cpus = res.num_cpus or share
+        if _holds_state(stage):
+            actor_class = ray.remote(num_cpus=cpus, num_gpus=res.num_gpus)(_StageActor)
+            threads = max(1, int(cpus))
+            pool = [actor_class.remote(stage, threads) for _ in range(res.actors or self.workers)]
+            actors.extend(pool)
+            return lambda n, batch: pool[n % len(pool)].run.options(num_returns=2).remote(batch)
+        task = ray.remote(num_cpus=cpus, num_gpus=res.num_gpus, num_returns=2)(_run_stage)
+        stage_ref = ray.put(stage)
+        return lambda n, batch: task.remote(stage_ref, batch)
+
+    def _cpu_share(self, ray: Any, stages: list[Stage]) -> float:
+        """CPUs per actor/task of the stages the recipe gives no ``num_cpus``: what the explicit ones leave,
+        spread over every other actor plus one slot per stateless stage, so all pools are placed together
+        (an actor that cannot be placed would wait forever)."""
+        total = {"CPU": 0.0, "GPU": 0.0}
+        default_slots = 0
+        for stage in stages:
+            res = self.resources.for_stage(stage.name)
+            count = (res.actors or self.workers) if _holds_state(stage) else 1
+            total["GPU"] += res.num_gpus * count
+            if res.num_cpus is None:
+                default_slots += count
+            else:
+                total["CPU"] += res.num_cpus * count
+        cluster = ray.cluster_resources()
+        for kind in ("CPU", "GPU"):
+            have = float(cluster.get(kind, 0.0))
+            if total[kind] > have + 1e-9 or (kind == "CPU" and default_slots and total[kind] >= have):
+                reserved = f"{total[kind]:g} {kind}s"
+                raise RecipeError(
+                    f"executor.stages: the stages reserve {reserved}, the Ray cluster has {have:g}"
+                )
+        return max(0.01, (float(cluster.get("CPU", 1.0)) - total["CPU"]) / max(1, default_slots))
+
     def map(self, stages: list[Stage], batches: Iterable[list[Sample]]) -> Iterator[BatchResult]:
         import ray
 
         started = self._init()
-        threads = max(1, int(self.num_cpus))
-        actor_class = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_StageActor)
-        actors = [actor_class.remote(stages, threads) for _ in range(self.workers)]
-        in_flight: deque = deque()
+        actors: list[Any] = []
+        in_flight: deque[tuple[Any, list[Any]]] = deque()
+
+        def collect(refs: tuple[Any, list[Any]]) -> BatchResult:
+            return ray.get(refs[0]), list(ray.get(refs[1]))
+
         try:
+            share = self._cpu_share(ray, stages)
+            callers = [self._stage_caller(ray, stage, actors, share) for stage in stages]
             for n, batch in enumerate(batches):
                 if len(in_flight) >= 2 * self.workers:
-                    yield ray.get(in_flight.popleft())
-                in_flight.append(actors[n % self.workers].run.remote(batch))
+                    yield collect(in_flight.popleft())
+                ref: Any = batch
+                stats = []
+                for call in callers:
+                    ref, stats_ref = call(n, ref)
+                    stats.append(stats_ref)
+                in_flight.append((ref, stats))
             while in_flight:
-                yield ray.get(in_flight.popleft())
+                yield collect(in_flight.popleft())
         finally:
             for actor in actors:
                 ray.kill(actor)
