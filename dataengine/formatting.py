@@ -61,12 +61,17 @@ class TaskMixer:
             tasks[pos] = INSTRUCTION
         return tasks
 
-    def next_task(self) -> str:
-        position = self.count % self.block
-        if position == 0:
-            self._pattern = self._block_pattern(self.count // self.block)
-        self.count += 1
+    def peek(self) -> str:
+        """The task of the next kept sample, without taking it (a sample that then fails is not counted)."""
+        block, position = divmod(self.count, self.block)
+        if position == 0 or not self._pattern:
+            self._pattern = self._block_pattern(block)
         return self._pattern[position]
+
+    def next_task(self) -> str:
+        task = self.peek()
+        self.count += 1
+        return task
 
 
 def format_sample(sample: Sample, task: str, seed: int) -> None:

@@ -206,8 +206,9 @@ def _write_sample(
         sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
     if sample.kept:
         try:
-            format_sample(sample, mixer.next_task(), recipe.seed)
+            format_sample(sample, mixer.peek(), recipe.seed)
             members = sample_members(sample, recipe.shards.keep_audio)
+            mixer.next_task()  # counted only once the sample is sure to be written
         except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
             sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
     if not sample.kept:

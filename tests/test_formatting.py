@@ -53,3 +53,10 @@ def test_format_sample_builds_conversations() -> None:
     assert len(user["content"]) > len(sound_string([1, 2, 3])) + 10
     assert assistant["content"] == "What is AI?"
     assert sample.task == TRANSCRIPTION
+
+
+def test_peek_does_not_take_a_task() -> None:
+    mixer, reference = TaskMixer(0.7, seed=5), TaskMixer(0.7, seed=5)
+    for _ in range(25):
+        assert mixer.peek() == mixer.peek() == mixer.next_task() == reference.next_task()
+    assert mixer.count == 25

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from dataengine.cache import cache_root
 from dataengine.tokenizer.errors import TokenizerError
 
 _DTYPES: dict[int, np.dtype] = {
@@ -178,11 +179,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_dir() -> Path:
-    """``$DATAENGINE_CACHE``, default ``~/.cache/dataengine``."""
-    return Path(os.environ.get("DATAENGINE_CACHE") or Path.home() / ".cache" / "dataengine")
-
-
 def save_atomic(obj: object, path: Path) -> None:
     """``torch.save`` to a temporary name in the target folder, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +205,7 @@ def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
     model_bin = Path(model_dir) / "model.bin"
     if not model_bin.is_file():
         raise TokenizerError(f"{model_bin}: CTranslate2 Whisper model.bin not found")
-    target = cache_dir() / "whisper" / f"{_sha256(model_bin)}.pt"
+    target = cache_root() / "whisper" / f"{_sha256(model_bin)}.pt"
     if not target.is_file():
         save_atomic(convert_ct2_whisper(model_bin), target)
     return target
