@@ -232,18 +232,7 @@ def _pop_random(buffer: list[dict[str, Any]], rng: random.Random) -> dict[str, A
     return buffer.pop()
 
 
-def shard_stream(
-    tokenizer: SoundLlama3Tokenizer,
-    source: str,
-    max_seq_len: int,
-    packed: bool = True,
-    train_on_input: bool = False,
-    shuffle_buffer: int = 1000,
-    shuffle_shards: bool = True,
-    seed: int = 0,
-    epochs: int | None = None,
-) -> ShardStream:
-    """Config builder (``_component_: training.dataset.shard_stream``); the recipe passes the tokenizer."""
-    return ShardStream(
-        source, tokenizer, max_seq_len, packed, train_on_input, shuffle_buffer, shuffle_shards, seed, epochs
-    )
+def shard_stream(tokenizer: SoundLlama3Tokenizer, source: str, **options: Any) -> ShardStream:
+    """Config builder (``_component_: training.dataset.shard_stream``): the recipe passes the tokenizer,
+    the config the source and any :class:`ShardStream` option by name."""
+    return ShardStream(source, tokenizer, **options)
