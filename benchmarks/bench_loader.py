@@ -3,18 +3,26 @@
 The samples of a real build are replicated to ``--samples`` rows and stored twice: as dataengine
 WebDataset shards (``json`` + ``tokens.npy`` + ``flac``) and as Parquet in Ichigo's layout (one
 ``conversations`` column of ``{role, content}`` turns, sound as ``<|sound_XXXX|>`` text). Both paths use
-the same sound-aware tokenizer and give the same ids (checked on every sample); only the route differs:
-codes -> ids straight from ``tokens.npy``, vs. datasets/Arrow + string parsing in a map-style dataset.
-For scale, the same run also measures the tiny CPU model's training step.
+the same sound-aware tokenizer and give the same token ids and labels (checked on every sample); only the
+route differs: codes -> ids straight from ``tokens.npy``, vs. datasets/Arrow + string parsing in a
+map-style dataset. Each configuration runs ``--repeat`` times, round robin, and the median run is
+reported (building the dataset is timed too: chat_dataset converts the Parquet file into a fresh cache
+every run). For scale, the same run measures what the tiny CPU model's training consumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from itertools import count
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +30,7 @@ import pyarrow.parquet as pq
 from dataengine.writers.shards import ShardWriter
 
 ROOT = Path(__file__).resolve().parents[1]
+Run = tuple[int, int, float]  # samples, tokens, seconds
 
 
 def source_build(tmp: Path, build_dir: Path | None) -> Path:
@@ -80,13 +89,30 @@ def torchtune_items(parquet: Path, tokenizer, cache: Path, packed: bool = False)
     )
 
 
-def token_lists(ds) -> list[list[int]]:  # noqa: ANN001
-    items = iter(ds) if not hasattr(ds, "__len__") else (ds[i] for i in range(len(ds)))
-    return [[int(t) for t in item["tokens"]] for item in items]
+def _items(ds) -> Iterable[dict[str, Any]]:  # noqa: ANN001
+    return iter(ds) if not hasattr(ds, "__len__") else (ds[i] for i in range(len(ds)))
 
 
-def timed(make, loader: bool = False, workers: int = 0) -> tuple[int, int, float]:  # noqa: ANN001
-    """(samples, tokens, seconds) for one pass; building the dataset is timed too."""
+def same_ids_and_labels(stream, chat) -> int:  # noqa: ANN001
+    """Number of samples; fails unless both give the same token ids and labels, sample by sample."""
+    ours = [([int(t) for t in i["tokens"]], [int(x) for x in i["labels"]]) for i in _items(stream)]
+    theirs = [([int(t) for t in i["tokens"]], [int(x) for x in i["labels"]]) for i in _items(chat)]
+    assert ours == theirs, "the two paths disagree on the token ids or labels"
+    return len(ours)
+
+
+def items_run(make: Callable[[], Any]) -> Run:
+    """One pass over the dataset's items (samples, all tokens); building the dataset is timed too."""
+    started = time.perf_counter()
+    samples = tokens = 0
+    for item in _items(make()):
+        samples += len(item.get("sample_ids", (0,)))
+        tokens += len(item["tokens"])
+    return samples, tokens, time.perf_counter() - started
+
+
+def loader_run(make: Callable[[], Any], bos_id: int) -> Run:
+    """One pass in batches of 8, collated (samples = bos ids, tokens = tokens that carry loss)."""
     from torch.utils.data import DataLoader
     from torchtune.data import padded_collate_packed, padded_collate_sft
 
@@ -94,38 +120,62 @@ def timed(make, loader: bool = False, workers: int = 0) -> tuple[int, int, float
 
     started = time.perf_counter()
     ds = make()
-    samples = tokens = 0
-    if not loader:
-        items = iter(ds) if not hasattr(ds, "__len__") else (ds[i] for i in range(len(ds)))
-        for item in items:
-            samples += len(item.get("sample_ids", [0]))
-            tokens += len(item["tokens"])
-    elif hasattr(ds, "__len__"):  # torchtune: a map-style dataset behind a plain DataLoader
+    if hasattr(ds, "__len__"):  # torchtune: a map-style dataset behind a plain DataLoader
         collate = padded_collate_packed if "seq_lens" in ds[0] else padded_collate_sft
-        for batch in DataLoader(ds, batch_size=8, num_workers=workers, collate_fn=collate):
-            samples += len(batch["tokens"]) if collate is padded_collate_sft else 0
-            tokens += int((batch["labels"] != -100).sum())
+        batches: Iterable[dict[str, Any]] = DataLoader(ds, batch_size=8, collate_fn=collate)
     else:
-        for batch in StreamingLoader(ds, batch_size=8, num_workers=workers):
-            samples += len(batch["sample_ids"])
-            tokens += int((batch["labels"] != -100).sum())
+        batches = StreamingLoader(ds, batch_size=8)
+    samples = tokens = 0
+    for batch in batches:
+        samples += int((batch["tokens"] == bos_id).sum())
+        tokens += int((batch["labels"] != -100).sum())
     return samples, tokens, time.perf_counter() - started
 
 
-def time_training_step(build_dir: Path, tiny: Path, out: Path, steps: int = 8) -> float:
-    """Samples/s the tiny CPU model trains on (tiny_cpu.yaml: packed 256-token rows, batch 2)."""
+def round_robin(runs: dict[str, Callable[[], Run]], repeat: int) -> dict[str, Run]:
+    """Every configuration ``repeat`` times, interleaved (so all see the same machine load); the
+    median run of each."""
+    results: dict[str, list[Run]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {name: sorted(r, key=lambda x: x[2])[len(r) // 2] for name, r in results.items()}
+
+
+def training_consumption(build_dir: Path, tiny: Path, out: Path, steps: int = 12) -> tuple[float, float]:
+    """(samples/s, trained tokens/s) the tiny CPU model trains on (tiny_cpu.yaml: packed 256-token
+    rows, batch 2), over the training steps only (model and data setup excluded)."""
     from omegaconf import OmegaConf
 
-    from training.stream_finetune import run
+    from training.stream_finetune import StreamFinetuneRecipe
 
     cfg = OmegaConf.load(ROOT / "training" / "configs" / "tiny_cpu.yaml")
     overrides = {"max_steps": steps, "save_every_n_steps": 10**9, "record_sample_ids": True}
     cfg.merge_with({"data": str(build_dir), "tiny_dir": str(tiny), "output_dir": str(out), **overrides})
+    recipe = StreamFinetuneRecipe(cfg=cfg)
+    recipe.setup(cfg=cfg)
     started = time.perf_counter()
-    run(cfg)
+    recipe.train()
     seconds = time.perf_counter() - started
+    recipe.cleanup()
     lines = (out / "sample_ids.rank0.jsonl").read_text().splitlines()
-    return sum(len(json.loads(line)["ids"]) for line in lines) / seconds
+    log = "".join(p.read_text() for p in (out / "logs").glob("*.txt"))
+    rates = [float(x.split(":")[1]) for x in log.split() if x.startswith("tokens_per_second_per_gpu:")]
+    return sum(len(json.loads(line)["ids"]) for line in lines) / seconds, statistics.median(rates)
+
+
+def table(title: str, rows: dict[str, Run], pairs: dict[str, str]) -> list[str]:
+    lines = [f"{title:<44} {'samples/s':>10} {'tokens/s':>11} {'tokens':>9}   vs chat_dataset"]
+    for name, (samples, tokens, seconds) in rows.items():
+        versus = ""
+        if name in pairs:
+            base_samples, base_tokens, base_seconds = rows[pairs[name]]
+            speed = seconds / base_seconds
+            versus = f"{samples / base_samples / speed:.1f}x, {tokens / base_tokens / speed:.1f}x"
+        lines.append(
+            f"{name:<44} {samples / seconds:>10.0f} {tokens / seconds:>11.0f} {tokens:>9}   {versus}"
+        )
+    return lines
 
 
 def main() -> None:
@@ -134,18 +184,19 @@ def main() -> None:
         "--build", type=Path, help="A build or published folder (default: build/demo or a new one)"
     )
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per configuration (median reported)")
     args = parser.parse_args()
-
-    import os
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["TIKTOKEN_CACHE_DIR"] = str(tmp / "tiktoken")
+        import datasets
         from torchtune.models.llama3 import llama3_tokenizer
 
         from training.tiny import init_tiny
         from training.tokenizer import sound_llama3_tokenizer
 
+        datasets.disable_progress_bars()
         build_dir = source_build(tmp, args.build)
         shards, parquet = replicate(build_dir, tmp / "data", args.samples)
         init_tiny(tmp / "tiny")
@@ -153,64 +204,76 @@ def main() -> None:
         tok = sound_llama3_tokenizer(*files)
         packing_tok = sound_llama3_tokenizer(*files, max_seq_len=1024)
         stock = llama3_tokenizer(*files)
-        same = token_lists(streaming_items(shards, tok, False, shuffle=False)) == token_lists(
-            torchtune_items(parquet, tok, tmp / "c0")
+        caches = (tmp / f"cache{n}" for n in count())
+        checked = same_ids_and_labels(
+            streaming_items(shards, tok, False, shuffle=False), torchtune_items(parquet, tok, next(caches))
         )
-        assert same, "the two paths disagree on the ids"
-        ordered = timed(lambda: streaming_items(shards, tok, packed=False, shuffle=False))
-        chat = timed(lambda: torchtune_items(parquet, tok, tmp / "c1"))
-        items = [
-            ("streaming ShardStream, stored order", ordered),
-            (
-                "streaming ShardStream, shuffle buffer",
-                timed(lambda: streaming_items(shards, tok, packed=False)),
-            ),
-            ("torchtune chat_dataset, same tokenizer", chat),
-            (
-                "torchtune chat_dataset, stock tokenizer*",
-                timed(lambda: torchtune_items(parquet, stock, tmp / "c2")),
-            ),
-        ]
-        loaders = [
-            (
-                "StreamingLoader, 1 sample/row",
-                timed(lambda: streaming_items(shards, tok, False), loader=True),
-            ),
-            ("StreamingLoader, packed 1024", timed(lambda: streaming_items(shards, tok, True), loader=True)),
-            (
-                "StreamingLoader, packed, 2 workers",
-                timed(lambda: streaming_items(shards, tok, True), loader=True, workers=2),
-            ),
-            (
-                "chat_dataset + DataLoader, 1 sample/row",
-                timed(lambda: torchtune_items(parquet, tok, tmp / "c3"), loader=True),
-            ),
-            (
-                "chat_dataset(packed=True) + DataLoader",
-                timed(lambda: torchtune_items(parquet, packing_tok, tmp / "c4", packed=True), loader=True),
-            ),
-        ]
-        train_sps = time_training_step(build_dir, tmp / "tiny", tmp / "train")
+        load = os.getloadavg()[0]
+        items = round_robin(
+            {
+                "ShardStream, stored order": lambda: items_run(
+                    lambda: streaming_items(shards, tok, packed=False, shuffle=False)
+                ),
+                "ShardStream, shuffle buffer 1000": lambda: items_run(
+                    lambda: streaming_items(shards, tok, packed=False)
+                ),
+                "chat_dataset, same tokenizer": lambda: items_run(
+                    lambda: torchtune_items(parquet, tok, next(caches))
+                ),
+                "chat_dataset, stock tokenizer*": lambda: items_run(
+                    lambda: torchtune_items(parquet, stock, next(caches))
+                ),
+            },
+            args.repeat,
+        )
+        loaders = round_robin(
+            {
+                "StreamingLoader, 1 sample/row": lambda: loader_run(
+                    lambda: streaming_items(shards, tok, packed=False), tok.bos_id
+                ),
+                "chat_dataset + DataLoader, 1 sample/row": lambda: loader_run(
+                    lambda: torchtune_items(parquet, tok, next(caches)), tok.bos_id
+                ),
+                "StreamingLoader, packed 1024": lambda: loader_run(
+                    lambda: streaming_items(shards, tok, packed=True), tok.bos_id
+                ),
+                "chat_dataset(packed=True) + DataLoader": lambda: loader_run(
+                    lambda: torchtune_items(parquet, packing_tok, next(caches), packed=True), tok.bos_id
+                ),
+            },
+            args.repeat,
+        )
+        load = max(load, os.getloadavg()[0])
+        train_sps, train_tps = training_consumption(build_dir, tmp / "tiny", tmp / "train")
 
-    print(f"{args.samples} samples from {build_dir}; one pass each, building the dataset included\n")
-    print(f"{'dataset items (no batching)':<44} {'samples/s':>10} {'tokens/s':>11} {'tokens':>9}")
-    for name, (samples, tokens, seconds) in items:
-        print(f"{name:<44} {samples / seconds:>10.0f} {tokens / seconds:>11.0f} {tokens:>9}")
-    print(f"\n{'batches of 8 (collated)':<44} {'samples/s':>10} {'tokens/s':>11} {'trained':>9}")
-    for name, (samples, tokens, seconds) in loaders:
-        rate = f"{samples / seconds:>10.0f}" if samples else f"{'-':>10}"
-        print(f"{name:<44} {rate} {tokens / seconds:>11.0f} {tokens:>9}")
-    print("(tokens/s here counts tokens that carry loss: the assistant turns)")
-    ratio = (items[0][1][0] / items[0][1][2]) / (chat[0] / chat[2])
-    stock_ratio = (items[0][1][0] / items[0][1][2]) / (items[3][1][0] / items[3][1][2])
-    packed_ratio = (loaders[1][1][1] / loaders[1][1][2]) / (loaders[4][1][1] / loaders[4][1][2])
+    print(f"\n{' '.join([Path(sys.executable).name, *sys.argv])}")
     print(
-        f"\nstreaming vs chat_dataset: {ratio:.1f}x (same tokenizer), {stock_ratio:.1f}x (stock tokenizer); "
-        f"packed loaders: {packed_ratio:.1f}x; ids identical on all {args.samples} samples"
+        f"{args.samples} samples from {build_dir}; median of {args.repeat} runs each, building the dataset "
+        f"included; {os.cpu_count()} CPUs, load average up to {load:.1f}; "
+        f"token ids and labels identical on all {checked} samples\n"
     )
+    same = "chat_dataset, same tokenizer"
+    print("\n".join(table("dataset items, no batching", items, {n: same for n in list(items)[:2]})))
+    print()
     print(
-        f"tiny llama3 training on this CPU consumes {train_sps:.0f} samples/s (setup included); the packed "
-        f"streaming loader delivers {loaders[1][1][0] / loaders[1][1][2] / train_sps:.0f}x that"
+        "\n".join(
+            table(
+                "batches of 8, collated",
+                loaders,
+                {
+                    "StreamingLoader, 1 sample/row": "chat_dataset + DataLoader, 1 sample/row",
+                    "StreamingLoader, packed 1024": "chat_dataset(packed=True) + DataLoader",
+                },
+            )
+        )
+    )
+    print("(items: all tokens; batches: tokens that carry loss, i.e. the assistant turns)")
+    packed = loaders["StreamingLoader, packed 1024"]
+    print(
+        f"\ntiny llama3 training on this CPU (tiny_cpu.yaml) consumes {train_sps:.0f} samples/s, "
+        f"{train_tps:.0f} trained tokens/s; the packed streaming loader delivers "
+        f"{packed[0] / packed[2] / train_sps:.0f}x / {packed[1] / packed[2] / train_tps:.0f}x that "
+        "on one core"
     )
     print("* stock Llama3Tokenizer: each <|sound_XXXX|> becomes several BPE ids (wrong for training)")
 

@@ -73,7 +73,7 @@ def build(
     re-runs only what the change affects, and re-running a killed build resumes it.
     """
     from dataengine.cache import StageCache
-    from dataengine.executors import RayExecutor
+    from dataengine.executors import RayExecutor, WorkerError
     from dataengine.pipeline import OutputError
     from dataengine.pipeline import build as run_build
 
@@ -91,6 +91,8 @@ def build(
         )
     except (RecipeError, OutputError) as exc:
         raise UserError(str(exc)) from None
+    except WorkerError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(_format_summary(summary))
 
 

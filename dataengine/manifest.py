@@ -9,6 +9,9 @@ import duckdb
 
 from dataengine.writers.manifest import REJECTS_FILE, SAMPLES_FILE
 
+COMPLETE_MARK = "build.json"
+"""Written last (and removed first) when a build is published: a folder without it is not whole."""
+
 
 class ManifestError(ValueError):
     """The folder has no readable manifest, or the SQL failed; one line for the user."""
@@ -21,6 +24,8 @@ def open_manifest(out: Path) -> duckdb.DuckDBPyConnection:
     missing = [name for name in (SAMPLES_FILE, REJECTS_FILE) if not (folder / name).is_file()]
     if missing:
         raise ManifestError(f"{out}: not a dataengine build (missing manifest/{missing[0]})")
+    if not (Path(out) / COMPLETE_MARK).is_file():
+        raise ManifestError(f"{out}: incomplete build (interrupted while being written); run the build again")
     con = duckdb.connect()
     for table, name in (("samples", SAMPLES_FILE), ("rejects", REJECTS_FILE)):
         path = str(folder / name).replace("'", "''")

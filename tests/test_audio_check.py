@@ -98,3 +98,25 @@ def test_plain_output_and_bad_recipe(files: dict[str, str], tmp_path) -> None:
     bad.write_text("name: x\naudio_filters: {nope: 1}\n")
     result = CliRunner().invoke(main, ["audio-check", "--recipe", str(bad), files["tel8k.flac"]])
     assert result.exit_code == 2 and "audio_filters.nope" in result.output
+
+
+def test_real_recordings_from_debian_packages() -> None:
+    """Human recordings as installed (make install): a 16 kHz G.722 prompt, an 8 kHz telephone-band talker
+    and a 48 kHz Vorbis announcement; the G.722 and Vorbis files go through the same loader as WAV."""
+    from dataengine.evaluation.real import ALLISON, CODEC2, FREEDESKTOP
+
+    paths = [
+        str(ALLISON / "vm-intro.g722"),
+        str(CODEC2 / "wav" / "hts1a.wav"),
+        str(FREEDESKTOP / "audio-channel-front-center.oga"),
+        str(FREEDESKTOP / "camera-shutter.oga"),
+    ]
+    code, rows = run("--no-asr", *paths)
+    assert code == 0
+    assert [(r["verdict"], r["reasons"][:1]) for r in rows] == [
+        ("keep", []),
+        ("reject", ["bad_compression"]),
+        ("keep", []),
+        ("reject", ["non_speech"]),
+    ]
+    assert [r["sample_rate"] for r in rows] == [16_000, 8_000, 48_000, 96_000]

@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from audio_fixtures import add_white_noise, hard_clipped, piper_backend, speech, through_8k, tone, white_noise
 
-from dataengine.audio.filters import AUDIO_METRIC_NAMES, AUDIO_REJECT_REASONS, AudioFilter, check_audio
+from dataengine.audio.filters import (
+    AUDIO_METRIC_NAMES,
+    AUDIO_REJECT_REASONS,
+    AudioFilter,
+    check_audio,
+    failing_reasons,
+)
 from dataengine.audio.io import resample
 from dataengine.audio.vad import SileroVAD
+from dataengine.evaluation.signals import coloured_noise, mix_at_snr
 from dataengine.recipe import AudioFilterConfig
 from dataengine.sample import Sample
 from dataengine.stage import StageStats
@@ -46,6 +53,10 @@ def test_metric_names_are_exactly_what_the_stage_records(stage: AudioFilter) -> 
         "hf_energy_db",
         "band_edge_db",
         "spectral_hole_ratio",
+        "hf_dynamics_db",
+        "lf_dynamics_db",
+        "codec_score",
+        "codec_frames",
         "snr_db",
         "level_snr_db",
     }
@@ -138,3 +149,32 @@ def test_short_speech_without_fricatives_is_not_bad_compression(stage: AudioFilt
     assert sample.metrics["hf_energy_db"] < -40
     assert sample.kept, sample.reject
     assert run(stage, through_8k(audio)).reject.reason == "bad_compression"
+
+
+@pytest.mark.parametrize("colour", ["white", "pink"])
+def test_telephone_speech_with_a_noise_floor_added_afterwards(stage: AudioFilter, colour: str) -> None:
+    """No spectral cliff is left once a wideband floor is added after the 8 kHz link (35 dB down): the
+    4.5-7.5 kHz band then holds only the stationary floor while the telephone band moves with speech.
+    The same floor under wideband speech is kept."""
+    x = speech()
+    floor = coloured_noise(len(x), colour, seed=4)
+    phone = run(stage, mix_at_snr(through_8k(x), floor, 35.0))
+    assert phone.reject.reason == "bad_compression", phone.metrics
+    assert phone.reject.value == phone.metrics["hf_dynamics_db"]
+    assert phone.metrics["band_edge_db"] < AudioFilterConfig().max_band_edge_db  # the edge alone misses it
+    wide = run(stage, mix_at_snr(x, floor, 35.0))
+    assert wide.kept, wide.reject
+
+
+def test_short_clips_face_the_stricter_codec_threshold() -> None:
+    """A codec score between the two thresholds rejects a long clip but not a short (noisy-score) one."""
+    config = AudioFilterConfig()
+    metrics, reasons = check_audio(speech(), config)
+    assert reasons == [] and metrics["codec_frames"] > 0
+    between = {**metrics, "codec_score": (config.max_codec_score + config.max_codec_score_short) / 2}
+    long_clip = {**between, "codec_frames": float(config.codec_short_frames)}
+    short_clip = {**between, "codec_frames": float(config.codec_short_frames - 1)}
+    assert failing_reasons(long_clip, config) == [("bad_compression", between["codec_score"])]
+    assert failing_reasons(short_clip, config) == []
+    above = {**short_clip, "codec_score": config.max_codec_score_short + 0.1}
+    assert [r for r, _ in failing_reasons(above, config)] == ["bad_compression"]

@@ -14,6 +14,7 @@ from dataengine.audio.metrics import (
     DB_FLOOR,
     WADA_MAX_DB,
     WADA_MIN_DB,
+    band_dynamics_db,
     clipping_ratio,
     duration_s,
     hf_energy_db,
@@ -95,6 +96,20 @@ def test_hf_energy_separates_full_band_from_band_limited() -> None:
     # white noise: the band above 6 kHz is a quarter of 0..8 kHz
     assert hf_energy_db(white_noise(4 * SR)) == pytest.approx(10 * math.log10(0.25), abs=0.5)
     assert hf_energy_db(tone(1.0, 440)) < -80.0
+
+
+def test_band_dynamics_tells_a_speech_band_from_a_noise_floor() -> None:
+    """4.5-7.5 kHz: speech rises from pauses to syllables; a stationary floor barely moves. The telephone
+    band keeps its speech dynamics when the top band holds only a floor added after the 8 kHz link."""
+    x = speech()
+    assert band_dynamics_db(x) > 15.0
+    assert band_dynamics_db(white_noise(3 * SR)) < 3.0
+    floor = white_noise(len(x), seed=3, rms=float(np.sqrt(np.mean(x**2))) * 10 ** (-35 / 20))
+    assert band_dynamics_db(through_8k(x) + floor) < 3.0
+    assert band_dynamics_db(through_8k(x) + floor, lo_hz=300.0, hi_hz=3400.0) > 34.0
+    assert band_dynamics_db(x + floor) > 5.0  # wideband speech under the same floor still moves its top band
+    assert band_dynamics_db(np.zeros(SR, dtype=np.float32)) == 0.0
+    assert band_dynamics_db(np.zeros(0, dtype=np.float32)) == 0.0
 
 
 def test_clipping_ratio_and_duration() -> None:

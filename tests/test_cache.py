@@ -139,3 +139,30 @@ def test_kill_9_during_the_build_then_resume_gives_identical_bytes(
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert tree_bytes(out) == tree_bytes(small_build_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["shard_closed:2", "manifest", "publish:3", "publish:9"])
+def test_kill_9_at_a_crash_point_then_resume_gives_identical_bytes(
+    tmp_path: Path, small_recipe: Recipe, small_build_dir: Path, point: str
+) -> None:
+    """Killed between shards, between the two manifest files, or half-way through replacing an earlier
+    build: nothing half-written passes for a build, and the same command then finishes it exactly."""
+    recipe_file = tmp_path / "small.yaml"
+    recipe_file.write_text(yaml.safe_dump(small_recipe.model_dump(mode="json")))
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "dataengine.cli"]
+    command = [*base, "build", str(recipe_file), "--out", str(out), "--no-progress"]
+    if point.startswith("publish"):  # an earlier, smaller build is being replaced
+        earlier = [*command, "--limit", "4"]
+        assert subprocess.run(earlier, capture_output=True, timeout=300).returncode == 0
+    env = {**os.environ, "DATAENGINE_CRASH_AT": point}
+    killed = subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    for reader in (["query", str(out), "select count(*) from samples"], ["inspect", str(out)]):
+        refused = subprocess.run([*base, *reader], capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stdout
+        assert "incomplete build" in refused.stderr or "not a dataengine build" in refused.stderr
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert tree_bytes(out) == tree_bytes(small_build_dir)

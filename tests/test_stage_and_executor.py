@@ -1,4 +1,9 @@
-from dataengine.executors import LocalExecutor
+import os
+import signal
+
+import pytest
+
+from dataengine.executors import LocalExecutor, WorkerError
 from dataengine.sample import Sample
 from dataengine.stage import SampleStage, StageStats
 
@@ -47,3 +52,19 @@ def test_two_worker_processes_keep_input_order_and_stats() -> None:
     assert sum(stats[0].dropped for _, stats in results) == 8
     inline = list(LocalExecutor(1).map([Shout()], iter(batches)))
     assert [[s.prompt for s in b] for b, _ in inline] == [[s.prompt for s in b] for b, _ in results]
+
+
+class DieOnSecond(SampleStage):
+    """Kills its own worker process (as the OOM killer would) on the sample with index 5."""
+
+    name = "die"
+
+    def process_one(self, sample: Sample) -> None:
+        if sample.index == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_mid_batch_stops_the_build_with_a_clear_error() -> None:
+    batches = [samples(12)[i : i + 2] for i in range(0, 12, 2)]
+    with pytest.raises(WorkerError, match="worker process died"):
+        list(LocalExecutor(2).map([DieOnSecond()], iter(batches)))

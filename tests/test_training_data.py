@@ -7,6 +7,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchtune.modules.attention_utils import create_block_causal_mask
@@ -15,6 +16,7 @@ from training_fixtures import tiny_tokenizer
 from training.dataset import ShardStream
 from training.loader import StreamCollate, StreamingLoader
 from training.shards import ShardError, parse_hf_url, resolve_shards
+from training.tarstream import TarStreamError, iter_members
 
 MAX_LEN = 256
 
@@ -82,7 +84,7 @@ def test_packs_fill_max_seq_len_and_mask_the_input(small_build_dir: Path) -> Non
     assert len(items) < 14  # several samples per pack
     for item in items:
         assert item["tokens"].shape == (MAX_LEN,) and int(item["seq_lens"].sum()) == MAX_LEN
-        starts = (item["tokens"] == tok.bos_id).nonzero().flatten().tolist()
+        starts = np.flatnonzero(item["tokens"] == tok.bos_id).tolist()
         assert len(starts) == len(item["sample_ids"])
         assert (item["input_pos"][starts] == 0).all()
         assert (item["labels"][item["tokens"] == tok.sound_start_id] == -100).all()  # user turn: no loss
@@ -94,7 +96,7 @@ def test_packs_fill_max_seq_len_and_mask_the_input(small_build_dir: Path) -> Non
 def test_packed_batches_carry_torchtunes_block_causal_mask(small_build_dir: Path) -> None:
     items = list(stream(small_build_dir))[:3]
     batch = StreamCollate(packed=True, pad_id=tiny_tokenizer().pad_id)(items)
-    want = create_block_causal_mask([i["seq_lens"] for i in items])
+    want = create_block_causal_mask([torch.from_numpy(i["seq_lens"]) for i in items])
     assert batch["mask"].shape == (3, MAX_LEN, MAX_LEN) and torch.equal(batch["mask"], want)
     assert batch["sample_ids"] == [s for i in items for s in i["sample_ids"]]
 
@@ -173,3 +175,44 @@ def test_truncated_shard_error_names_the_last_whole_member(small_build_dir: Path
             ShardError, match=rf"^{cut_file}: corrupt tar after member {members[2].name}: .*{why}"
         ):
             list(stream(tmp_path))
+
+
+class _Pipe:
+    """A non-seekable stream that returns short reads (as curl's pipe does for ``hf://``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = min(size if size >= 0 else len(self.data), 700)
+        self.at += size
+        return self.data[self.at - size : self.at]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tar_reader_matches_tarfile_mapped_and_piped(fmt: int, tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for n, size in enumerate([0, 1, 511, 512, 513, 5000, 70000]):
+            name = ("long/" * 25 if fmt != tarfile.USTAR_FORMAT and n % 2 else "d/") + f"s{n}.json"
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(range(256)) * (size // 256 + 1)))
+            tar.addfile(tarfile.TarInfo(f"s{n}.flac"), io.BytesIO())
+    data = out.getvalue()
+    (tmp_path / "x.tar").write_bytes(data)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        want = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
+        fourth = next(m.offset for m in tar.getmembers() if m.name.endswith("s3.json"))
+    with (tmp_path / "x.tar").open("rb") as mapped:
+        assert list(iter_members(mapped, (".json",))) == want
+    assert list(iter_members(_Pipe(data), (".json",))) == want
+    bad = bytearray(data)
+    bad[fourth + 130] ^= 1  # a byte of the 4th member's (first) header
+    for stream in (io.BytesIO(bytes(bad)), _Pipe(bytes(bad))):
+        with pytest.raises(TarStreamError, match="bad header checksum") as err:
+            list(iter_members(stream))
+        assert err.value.after == "s2.flac"

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from torchtune.data import Message
 from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS, Llama3Tokenizer
-from training_fixtures import tiny_tokenizer
+from training_fixtures import tiny_dir, tiny_tokenizer
 
 from dataengine.formatting import sound_string
-from training.dataset import tokenize_conversation
-from training.shards import decode_sample, iter_raw_samples, resolve_shards
-from training.tokenizer import SOUND_END, SOUND_START, with_sound_tokens
+from training.encode import ConversationEncoder, tokenize_conversation
+from training.shards import ShardError, ShardSample, Turn, decode_sample, iter_raw_samples, resolve_shards
+from training.tokenizer import SOUND_END, SOUND_START, sound_llama3_tokenizer, with_sound_tokens
 
 
 def test_sound_ids_follow_every_llama3_id_without_clashes() -> None:
@@ -41,7 +42,7 @@ def test_every_built_sample_tokenizes_like_torchtune_on_its_string_form(small_bu
     samples = [decode_sample(raw) for url in resolve_shards(small_build_dir) for raw in iter_raw_samples(url)]
     assert len(samples) == 14 and {s.task for s in samples} == {"instruction", "transcription"}
     for sample in samples:
-        user, assistant = (m["content"] for m in sample.conversations)
+        user, assistant = (m.content for m in sample.conversations)
         messages = [Message("user", user, masked=True), Message("assistant", assistant, masked=False)]
         want_tokens, want_mask = tok.tokenize_messages(messages)
         tokens, mask = tokenize_conversation(tok, sample, train_on_input=False)
@@ -55,3 +56,57 @@ def test_every_built_sample_tokenizes_like_torchtune_on_its_string_form(small_bu
         messages[0] = Message("user", user, masked=False)
         assert tokenize_conversation(tok, sample, train_on_input=True) == tok.tokenize_messages(messages)
         assert sum(tokenize_conversation(tok, sample, train_on_input=True)[1]) == 2  # only bos and eos
+
+
+def _sample(user: str, answer: str, codes: list[int], n: int) -> ShardSample:
+    turns = [Turn(role="user", content=user), Turn(role="assistant", content=answer)]
+    return ShardSample(f"s{n}", "x", turns, np.array(codes, dtype=np.int16), "shard.tar")
+
+
+def test_a_block_encodes_each_sample_exactly_as_torchtune_does_on_its_own() -> None:
+    """One tiktoken call per block: edge cases where joining texts could leak across samples."""
+    tok = tiny_tokenizer()
+    codes = [3, 1, 4, 1, 5]
+    cases = [  # (request before, request after, answer)
+        ("Transcribe the following audio clip.\n", "", "are you interested in history"),
+        ("  spaces around  ", "   ", "  trailing space  "),
+        ("", "\n\nafter the sound\n", ""),
+        ("a<|eot_id|>b ", "", "the separator <|eot_id|> as plain text"),
+        ("", "", "sound text <|sound_0007|> in an answer"),
+        ("x" * 40, "", "y\n\n\n"),
+    ]
+    samples = [
+        _sample(f"{before}{sound_string(codes)}{after}", answer, codes, n)
+        for n, (before, after, answer) in enumerate(cases)
+    ]
+    samples.append(_sample("no sound span at all?", "fine.", [], len(samples)))
+    for train_on_input in (False, True):
+        encoder = ConversationEncoder(tok, train_on_input=train_on_input)
+        for block in (samples, samples[:3] + samples[-1:], samples[3:]):  # fallback (odd texts), joined
+            for sample, (tokens, labels) in zip(block, encoder.encode_block(block), strict=True):
+                user, answer = (t.content for t in sample.conversations)
+                want, mask = tok.tokenize_messages(
+                    [Message("user", user, masked=not train_on_input), Message("assistant", answer)]
+                )
+                assert tokens.tolist() == want, sample.id
+                assert labels.tolist() == [-100 if m else t for t, m in zip(want, mask, strict=True)]
+    files = (str(tiny_dir() / "tokenizer.model"), str(tiny_dir() / "special_tokens.json"))
+    short = sound_llama3_tokenizer(*files, max_seq_len=12)  # torchtune's truncation: head, then eos
+    for sample, (tokens, labels) in zip(
+        samples, ConversationEncoder(tok, 12).encode_block(samples), strict=True
+    ):
+        user, answer = (t.content for t in sample.conversations)
+        want, mask = short.tokenize_messages(
+            [Message("user", user, masked=True), Message("assistant", answer)]
+        )
+        assert tokens.tolist() == want
+        assert labels.tolist() == [-100 if m else t for t, m in zip(want, mask, strict=True)]
+
+
+def test_bad_codes_and_mismatched_spans_name_the_member() -> None:
+    encoder = ConversationEncoder(tiny_tokenizer())
+    good = _sample(f"hi {sound_string([1, 2])}", "ok", [1, 2], 0)
+    with pytest.raises(ShardError, match=r"^shard.tar: member s1.tokens.npy: sound code out of range 0..511"):
+        encoder.encode_block([good, _sample(sound_string([1, 2]), "ok", [1, 512], 1)])
+    with pytest.raises(ShardError, match=r"^shard.tar: member s2: json holds 2 sound tokens, tokens.npy 3"):
+        encoder.encode_block([good, _sample(sound_string([1, 2]), "ok", [1, 2, 3], 2)])

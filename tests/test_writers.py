@@ -84,6 +84,9 @@ def test_manifest_round_trip_and_read_only_queries(tmp_path: Path) -> None:
     dropped = make_sample(0).drop("audio_filters", "noise", 3.5)
     writer.add_reject(dropped)
     writer.close()
+    with pytest.raises(ManifestError, match="incomplete build"):  # no build.json: not published whole
+        run_query(tmp_path, "select 1")
+    (tmp_path / "build.json").write_text("{}")
     columns, rows = run_query(tmp_path, "select id, shard, snr_db, speech_fraction from samples")
     assert columns == ["id", "shard", "snr_db", "speech_fraction"]
     assert rows == [("s-001", "train-000000.tar", 20.1235, None)]

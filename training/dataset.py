@@ -2,7 +2,8 @@
 
 Order of operations, per *slot* (one dataloader worker on one rank):
 shards (sorted, seeded shuffle per epoch) -> every ``n_slots``-th shard -> samples -> seeded shuffle
-buffer -> tokenize (codes map straight to ids) -> pack to ``max_seq_len``.
+buffer -> decode + tokenize a block of samples at a time (``training.encode``: codes map straight to
+ids) -> pack to ``max_seq_len``. Items hold numpy arrays; the loader's collate makes the tensors.
 Everything is a pure function of (seed, epoch, slot), so a position is just ``(epoch, consumed)``:
 how many shuffled samples of this epoch went into items already handed out. Resuming replays the
 shuffle buffer over the raw bytes (nothing is decoded or tokenized) and skips those, so a resumed run
@@ -12,77 +13,29 @@ neither repeats nor skips a sample.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
-from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX
 
-from training.shards import (
-    TRAINING_MEMBERS,
-    ShardError,
-    ShardSample,
-    decode_sample,
-    iter_raw_samples,
-    resolve_shards,
-)
-from training.tokenizer import SOUND_END, SOUND_START, SoundLlama3Tokenizer
+from training.encode import ConversationEncoder
+from training.shards import TRAINING_MEMBERS, ShardError, decode_sample, iter_raw_samples, resolve_shards
+from training.tokenizer import SoundLlama3Tokenizer
 
-SOUND_CHARS = len("<|sound_0000|>")
+Encoded = tuple[str, np.ndarray, np.ndarray]  # sample id, token ids, labels
+ENCODE_BLOCK = 512  # samples decoded and tokenized together (numpy and tiktoken calls per block)
 
 
 def rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def tokenize_conversation(
-    tokenizer: SoundLlama3Tokenizer, sample: ShardSample, train_on_input: bool
-) -> tuple[list[int], list[bool]]:
-    """Token ids and loss mask (True = not trained on), identical to torchtune's ``tokenize_messages``
-    on the string form, but the sound span comes from the integer codes."""
-    user, assistant = sample.conversations[0]["content"].strip(), sample.conversations[1]["content"].strip()
-    start, end = user.find(SOUND_START), user.rfind(SOUND_END)
-    if start < 0 or end < start:
-        user_ids = tokenizer.encode(user, add_bos=False, add_eos=False)
-    else:
-        span = end - start - len(SOUND_START)
-        if span != SOUND_CHARS * len(sample.codes):
-            raise ShardError(
-                f"{sample.shard}: member {sample.id}: json holds {span // SOUND_CHARS} sound tokens, "
-                f"tokens.npy {len(sample.codes)}"
-            )
-        try:
-            sound = tokenizer.sound_ids(sample.codes)
-        except ValueError as exc:
-            raise ShardError(f"{sample.shard}: member {sample.id}.tokens.npy: {exc}") from None
-        user_ids = (
-            _encode_text(tokenizer, user[:start])
-            + sound
-            + _encode_text(tokenizer, user[end + len(SOUND_END) :])
-        )
-    user_part = _header(tokenizer, "user") + user_ids + [tokenizer.eot_id]
-    assistant_part = (
-        _header(tokenizer, "assistant") + tokenizer.encode(assistant, add_bos=False, add_eos=False)
-    ) + [tokenizer.eot_id]
-    tokens = [tokenizer.bos_id, *user_part, *assistant_part, tokenizer.eos_id]
-    mask = [True] + [not train_on_input] * len(user_part) + [False] * len(assistant_part) + [True]
-    return tokens, mask
-
-
-def _encode_text(tokenizer: SoundLlama3Tokenizer, text: str) -> list[int]:
-    return tokenizer.encode(text, add_bos=False, add_eos=False) if text else []
-
-
-def _header(tokenizer: SoundLlama3Tokenizer, role: str) -> list[int]:
-    cache = tokenizer.__dict__.setdefault("_header_cache", {})
-    if role not in cache:
-        cache[role] = tokenizer._tokenize_header(Message(role=role, content=""))
-    return cache[role]
 
 
 @dataclass
@@ -135,6 +88,7 @@ class ShardStream(IterableDataset):
         self.shuffle_shards = shuffle_shards
         self.seed = seed
         self.epochs = epochs
+        self._positions = np.arange(max_seq_len)
         self.positions: dict[int, tuple[int, int]] = {}  # slot -> (epoch, consumed), set by the loader
         self.worker_offset = 0  # rotates worker -> slot so a resumed DataLoader starts at the right one
 
@@ -154,6 +108,10 @@ class ShardStream(IterableDataset):
 
     # -- the stream ------------------------------------------------------------------------------
     def _shuffled(self, slot: int, n_slots: int, epoch: int) -> Iterator[dict[str, Any]]:
+        if self.shuffle_buffer == 1:  # stored order
+            for url in self.slot_shards(slot, n_slots, epoch):
+                yield from iter_raw_samples(url, TRAINING_MEMBERS)
+            return
         rng = random.Random(f"samples-{self.seed}-{epoch}-{slot}")
         buffer: list[dict[str, Any]] = []
         for url in self.slot_shards(slot, n_slots, epoch):
@@ -164,42 +122,74 @@ class ShardStream(IterableDataset):
         while buffer:
             yield _pop_random(buffer, rng)
 
-    def _item(self, pack: _Pack, position: tuple[int, int, int]) -> dict[str, Any]:
-        if not self.packed:
-            return {
-                "tokens": torch.from_numpy(pack.tokens[0]),
-                "labels": torch.from_numpy(pack.labels[0]),
-                "sample_ids": pack.ids,
-                "position": position,
-            }
-        seq_lens = [len(t) for t in pack.tokens]
-        tokens, labels = np.concatenate(pack.tokens), np.concatenate(pack.labels)
-        input_pos = np.concatenate([np.arange(n) for n in seq_lens])
-        pad = self.max_seq_len - pack.length
-        if pad:  # as torchtune's PackedDataset: pad ids, ignored labels, positions continue (clamped)
-            tokens = np.concatenate([tokens, np.full(pad, self.tokenizer.pad_id)])
-            labels = np.concatenate([labels, np.full(pad, CROSS_ENTROPY_IGNORE_IDX)])
-            start = input_pos[-1] + 1
-            input_pos = np.concatenate(
-                [input_pos, np.minimum(np.arange(start, start + pad), self.max_seq_len - 1)]
+    def _encoded(self, draws: Iterator[dict[str, Any]]) -> Iterator[Encoded]:
+        """(sample id, token ids, labels) of each draw; decoded and tokenized a block at a time."""
+        encoder = ConversationEncoder(self.tokenizer, self.max_seq_len, self.train_on_input)
+        while block := [decode_sample(raw) for raw in islice(draws, ENCODE_BLOCK)]:
+            yield from zip(
+                [s.id for s in block], *zip(*encoder.encode_block(block), strict=True), strict=True
             )
+
+    def _singles(
+        self, samples: Iterator[Encoded], slot: int, epoch: int, drawn: int
+    ) -> Iterator[dict[str, Any]]:
+        """One item per sample. An item is handed out once the next sample is drawn (or the epoch
+        ended), so its position says "this many drawn" or "next epoch"."""
+        held = None
+        for sample in samples:
+            if held is not None:
+                yield {
+                    "tokens": held[1],
+                    "labels": held[2],
+                    "sample_ids": [held[0]],
+                    "position": (slot, epoch, drawn),
+                }
+            held, drawn = sample, drawn + 1
+        if held is not None:
+            yield {
+                "tokens": held[1],
+                "labels": held[2],
+                "sample_ids": [held[0]],
+                "position": (slot, epoch + 1, 0),
+            }
+
+    def _packs(
+        self, samples: Iterator[Encoded], slot: int, epoch: int, drawn: int
+    ) -> Iterator[dict[str, Any]]:
+        """Whole samples packed up to ``max_seq_len``; a pack is handed out when the next sample does
+        not fit (its position: the samples drawn before that one) or the epoch ended."""
+        pack = _Pack()
+        for sample_id, tokens, labels in samples:
+            if pack.length and pack.length + len(tokens) > self.max_seq_len:
+                yield self._packed_item(pack, (slot, epoch, drawn))
+                pack = _Pack()
+            pack.add(tokens, labels, sample_id)
+            drawn += 1
+        if pack.length:
+            yield self._packed_item(pack, (slot, epoch + 1, 0))
+
+    def _packed_item(self, pack: _Pack, position: tuple[int, int, int]) -> dict[str, Any]:
+        """A pack laid out as torchtune's ``PackedDataset`` does: pad ids, ignored labels, positions
+        restart per sample and continue (clamped) over the padding, which counts as one more sequence.
+        Items hold numpy arrays; the collate makes the batch tensors."""
+        seq_lens = [len(t) for t in pack.tokens]
+        pad = self.max_seq_len - pack.length
+        tokens = np.concatenate([*pack.tokens, np.full(pad, self.tokenizer.pad_id)])
+        labels = np.concatenate([*pack.labels, np.full(pad, CROSS_ENTROPY_IGNORE_IDX)])
+        if pad:
             seq_lens.append(pad)
+        starts = np.cumsum(seq_lens) - seq_lens
+        input_pos = self._positions - np.repeat(starts, seq_lens)
+        if pad:
+            input_pos[-pad:] = np.minimum(input_pos[-pad:] + seq_lens[-2], self.max_seq_len - 1)
         return {
-            "tokens": torch.from_numpy(tokens),
-            "labels": torch.from_numpy(labels),
-            "input_pos": torch.from_numpy(input_pos),
-            "seq_lens": torch.tensor(seq_lens),
+            "tokens": tokens,
+            "labels": labels,
+            "input_pos": input_pos,
+            "seq_lens": np.array(seq_lens),
             "sample_ids": pack.ids,
             "position": position,
         }
-
-    def _encode(self, sample: ShardSample) -> tuple[np.ndarray, np.ndarray]:
-        token_list, mask_list = tokenize_conversation(self.tokenizer, sample, self.train_on_input)
-        tokens, mask = np.asarray(token_list, dtype=np.int64), np.asarray(mask_list, dtype=bool)
-        if len(tokens) > self.max_seq_len:  # torchtune's truncation: keep the head, end on eos
-            tokens, mask = tokens[: self.max_seq_len].copy(), mask[: self.max_seq_len]
-            tokens[-1] = self.tokenizer.eos_id
-        return tokens, np.where(mask, CROSS_ENTROPY_IGNORE_IDX, tokens)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         slot, n_slots = self.slot_info()
@@ -209,20 +199,11 @@ class ShardStream(IterableDataset):
                 "use fewer dataloader workers or more shards"
             )
         epoch, consumed = self.positions.get(slot, (0, 0))
+        items = self._packs if self.packed else self._singles
         while self.epochs is None or epoch < self.epochs:
-            pack, drawn = _Pack(), 0
-            for raw in self._shuffled(slot, n_slots, epoch):
-                drawn += 1
-                if drawn <= consumed:
-                    continue  # already trained on before the checkpoint: replayed, not decoded
-                sample = decode_sample(raw)
-                tokens, labels = self._encode(sample)
-                if pack.length and (not self.packed or pack.length + len(tokens) > self.max_seq_len):
-                    yield self._item(pack, (slot, epoch, drawn - 1))
-                    pack = _Pack()
-                pack.add(tokens, labels, sample.id)
-            if pack.length:
-                yield self._item(pack, (slot, epoch + 1, 0))
+            draws = self._shuffled(slot, n_slots, epoch)
+            deque(islice(draws, consumed), maxlen=0)  # trained on before the checkpoint: replayed only
+            yield from items(self._encoded(draws), slot, epoch, consumed)
             epoch, consumed = epoch + 1, 0
 
 

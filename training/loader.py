@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, padded_collate_packed
-from torchtune.modules.attention_utils import _SUPPORTS_FLEX_ATTENTION
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX
+from torchtune.modules.attention_utils import _SUPPORTS_FLEX_ATTENTION, packed_block_causal_mask
 
 from training.dataset import ShardStream
 
@@ -23,20 +23,27 @@ from training.dataset import ShardStream
 def pad_right(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Single samples right-padded to the longest, as torchtune's ``padded_collate_sft`` does."""
     longest = max(len(i["tokens"]) for i in items)
-    tokens = torch.full((len(items), longest), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), longest), CROSS_ENTROPY_IGNORE_IDX, dtype=torch.long)
+    tokens = np.full((len(items), longest), pad_id, dtype=np.int64)
+    labels = np.full((len(items), longest), CROSS_ENTROPY_IGNORE_IDX, dtype=np.int64)
     for row, item in enumerate(items):
         tokens[row, : len(item["tokens"])] = item["tokens"]
         labels[row, : len(item["labels"])] = item["labels"]
-    return {"tokens": tokens, "labels": labels}
+    return {"tokens": torch.from_numpy(tokens), "labels": torch.from_numpy(labels)}
 
 
-def block_causal_mask(seq_lens: list[torch.Tensor]) -> torch.Tensor:
-    """The dense mask torchtune's ``create_block_causal_mask`` makes, built in one vectorised step:
-    a token sees earlier tokens of its own sample only. Shape (batch, length, length), bool."""
-    docs = np.stack([np.repeat(np.arange(len(n)), n.numpy()) for n in seq_lens])
-    causal = np.tri(docs.shape[1], dtype=bool)
-    return torch.from_numpy((docs[:, :, None] == docs[:, None, :]) & causal)
+def block_causal_mask(seq_lens: list[np.ndarray]) -> torch.Tensor:
+    """The dense mask torchtune's ``create_block_causal_mask`` makes: a token sees earlier tokens of
+    its own sequence only. Shape (batch, length, length), bool; each row's diagonal blocks are copied
+    from one lower triangle, everything else stays zero."""
+    length = int(np.sum(seq_lens[0]))
+    causal = np.tri(length, dtype=bool)
+    mask = np.zeros((len(seq_lens), length, length), dtype=bool)
+    for row, lens in enumerate(seq_lens):
+        start = 0
+        for n in np.asarray(lens).tolist():
+            mask[row, start : start + n, start : start + n] = causal[:n, :n]
+            start += n
+    return torch.from_numpy(mask)
 
 
 class StreamCollate:
@@ -47,11 +54,16 @@ class StreamCollate:
         self.pad_id = pad_id
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        if self.packed and _SUPPORTS_FLEX_ATTENTION:  # GPUs: torchtune builds a flex-attention BlockMask
-            batch = padded_collate_packed(items)
-        elif self.packed:
-            batch = {key: torch.stack([i[key] for i in items]) for key in ("tokens", "labels", "input_pos")}
-            batch["mask"] = block_causal_mask([i["seq_lens"] for i in items])
+        if self.packed:
+            batch = {
+                k: torch.from_numpy(np.stack([i[k] for i in items]))
+                for k in ("tokens", "labels", "input_pos")
+            }
+            seq_lens = [i["seq_lens"] for i in items]
+            if _SUPPORTS_FLEX_ATTENTION:  # GPUs: torchtune's flex-attention BlockMask
+                batch["mask"] = packed_block_causal_mask([torch.from_numpy(n) for n in seq_lens])
+            else:
+                batch["mask"] = block_causal_mask(seq_lens)
         else:
             batch = pad_right(items, self.pad_id)
         batch["sample_ids"] = [sid for item in items for sid in item["sample_ids"]]

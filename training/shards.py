@@ -9,6 +9,7 @@ tar stream here, so any error names the shard and the member.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from training.tarstream import TarStreamError, iter_members
+from training.tarstream import TarStreamError, iter_member_batches
 
 _NPY_HEADER = re.compile(
     rb"\x93NUMPY\x01\x00..\{'descr': '(?P<descr><[iu][1248])', "
@@ -91,6 +93,8 @@ def resolve_shards(source: str | Path) -> list[str]:
         return [str(path)]
     if not path.is_dir():
         raise ShardError(f"{text}: no such file or folder")
+    if (path / "manifest").is_dir() and not (path / "build.json").is_file():
+        raise ShardError(f"{text}: incomplete build (interrupted while being written); run the build again")
     for folder in (path / "shards", path):
         tars = sorted(folder.glob("*.tar"))
         if tars:
@@ -111,72 +115,112 @@ def open_shard(url: str) -> Any:
 def iter_raw_samples(url: str, exts: frozenset[str] | None = None) -> Iterator[dict[str, Any]]:
     """Samples of one shard as ``{"__key__", "__shard__", ext: bytes}`` in stored order; with ``exts``,
     other members (e.g. the audio) are skipped unread."""
-    current: dict[str, Any] | None = None
+    current: dict[str, Any] = {}
+    key = None
     stream = open_shard(url)
-    wanted = None if exts is None else (lambda name: name.rsplit("/", 1)[-1].partition(".")[2] in exts)
+    suffixes = None if exts is None else tuple(sorted("." + ext for ext in exts))  # a superset test
     try:
-        for member, data in iter_members(stream, wanted):
-            key, _, ext = member.rsplit("/", 1)[-1].partition(".")
-            if exts is not None and ext not in exts:
-                continue
-            if current is not None and current["__key__"] != key:
-                yield current
-                current = None
-            if current is None:
-                current = {"__key__": key, "__shard__": url}
-            current[ext] = data
+        for batch in iter_member_batches(stream, suffixes):
+            for member, data in batch:
+                name_key, _, ext = member.rpartition("/")[2].partition(".")
+                if exts is not None and ext not in exts:
+                    continue
+                if name_key != key:
+                    if current:
+                        yield current
+                    key, current = name_key, {"__key__": name_key, "__shard__": url}
+                current[ext] = data
     except TarStreamError as exc:
         raise ShardError(f"{url}: corrupt tar after member {exc.after}: {exc}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ShardError(f"{url}: cannot read: {exc}") from None
     finally:
         stream.close()
-    if current is not None:
+    if current:
         yield current
 
 
 def load_codes(payload: bytes) -> np.ndarray:
     """A 1-d integer ``.npy`` array; the common little-endian header is parsed without ``np.load``."""
-    match = _NPY_HEADER.match(payload)
-    if match is not None:
-        start = 10 + int.from_bytes(payload[8:10], "little")
-        dtype = np.dtype(match["descr"].decode())
-        if (len(payload) - start) == int(match["n"]) * dtype.itemsize:
-            return np.frombuffer(payload, dtype=dtype, offset=start)
+    start = 10 + int.from_bytes(payload[8:10], "little")
+    layout = _npy_layout(payload[:start])
+    if layout is not None and len(payload) - start == layout[1] * layout[0].itemsize:
+        return np.frombuffer(payload, dtype=layout[0], offset=start)
     codes = np.load(io.BytesIO(payload), allow_pickle=False)
     if codes.ndim != 1 or codes.dtype.kind not in "iu":
         raise ValueError(f"expected a 1-d integer array, got {codes.dtype} {codes.shape}")
     return codes
 
 
-@dataclass
+@functools.lru_cache(maxsize=4096)
+def _npy_layout(header: bytes) -> tuple[np.dtype, int] | None:
+    """(dtype, length) of a version-1 ``.npy`` header for a 1-d little-endian integer array, else None.
+    Cached: a build holds a few hundred distinct headers (one per sample length)."""
+    match = _NPY_HEADER.match(header)
+    return None if match is None else (np.dtype(match["descr"].decode()), int(match["n"]))
+
+
+class Turn(msgspec.Struct):
+    """One turn of a conversation (other keys of the turn are ignored)."""
+
+    role: str
+    content: str
+
+
+class SampleJson(msgspec.Struct):
+    """The fields of a sample's ``json`` member that training reads; the others are skipped unparsed."""
+
+    conversations: list[Turn]
+    id: str | int | None = None
+    task: str | None = None
+
+
+_SAMPLE_JSON = msgspec.json.Decoder(SampleJson)
+
+
+def parse_json(payload: bytes) -> SampleJson:
+    """Typed, selective decode (the metrics are skipped, not built). Python's ``json`` writes ``NaN``
+    for a NaN metric, which is not JSON: such a member goes through ``json`` and is then checked the
+    same way; a member that ``json`` cannot read either raises ``json``'s error."""
+    try:
+        return _SAMPLE_JSON.decode(payload)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError:
+        return msgspec.convert(json.loads(payload.decode("utf-8")), SampleJson)
+
+
+@dataclass(slots=True)
 class ShardSample:
     """What training needs from one sample: its id, task, conversation and sound codes."""
 
     id: str
     task: str
-    conversations: list[dict[str, str]]
+    conversations: list[Turn]
     codes: np.ndarray
     shard: str
 
 
 def decode_sample(raw: dict[str, Any]) -> ShardSample:
     """Parse the ``json`` and ``tokens.npy`` members; a broken one is a ShardError naming it."""
-    where = f"{raw['__shard__']}: member {raw['__key__']}"
-    for ext in ("json", "tokens.npy"):
-        if ext not in raw:
-            raise ShardError(f"{where}.{ext}: missing")
     try:
-        meta = json.loads(raw["json"].decode("utf-8"))
-        conversations = meta["conversations"]
-        if len(conversations) != 2 or [m["role"] for m in conversations] != ["user", "assistant"]:
+        payload, npy = raw["json"], raw["tokens.npy"]
+    except KeyError as exc:
+        raise ShardError(f"{_member(raw)}.{exc.args[0]}: missing") from None
+    try:
+        meta = parse_json(payload)
+        conversations = meta.conversations
+        if len(conversations) != 2 or conversations[0].role != "user" or conversations[1].role != "assistant":
             raise ValueError("conversations is not one user turn then one assistant turn")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ShardError(f"{where}.json: {exc}") from None
+        raise ShardError(f"{_member(raw)}.json: {exc}") from None
     try:
-        codes = load_codes(raw["tokens.npy"])
+        codes = load_codes(npy)
     except (ValueError, OSError, EOFError) as exc:
-        raise ShardError(f"{where}.tokens.npy: {exc}") from None
-    return ShardSample(
-        str(meta.get("id", raw["__key__"])), str(meta.get("task", "")), conversations, codes, raw["__shard__"]
-    )
+        raise ShardError(f"{_member(raw)}.tokens.npy: {exc}") from None
+    sample_id = raw["__key__"] if meta.id is None else str(meta.id)
+    return ShardSample(sample_id, meta.task or "", conversations, codes, raw["__shard__"])
+
+
+def _member(raw: dict[str, Any]) -> str:
+    return f"{raw['__shard__']}: member {raw['__key__']}"

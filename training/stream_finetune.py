@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.distributed.tensor import DTensor
 from torchtune import config, modules, training, utils
 from torchtune.training.checkpointing._utils import get_largest_iter_folder
 from torchtune.training.lr_schedulers import get_lr
@@ -37,10 +38,13 @@ class StreamFinetuneRecipe:
     """Wires torchtune components around a streaming loader; ``train()`` runs ``max_steps`` steps."""
 
     def __init__(self, cfg: DictConfig) -> None:
-        self.distributed = training.init_distributed() if _launched_by_torchrun() else False
+        self.device = utils.get_device(device=cfg.device)
+        self.distributed = _launched_by_torchrun()
+        if self.distributed:  # gloo on CPU (tests), nccl (+ gloo for CPU offload) on GPUs
+            offload = bool(cfg.get("fsdp_cpu_offload", False))
+            torch.distributed.init_process_group(training.get_distributed_backend(self.device.type, offload))
         self.world_size, self.rank = utils.get_world_size_and_rank()
         self.is_rank_zero = self.rank == 0
-        self.device = utils.get_device(device=cfg.device)
         self.dtype = training.get_dtype(cfg.dtype, device=self.device)
         self.output_dir = Path(cfg.output_dir)
         self.max_steps = int(cfg.max_steps)
@@ -202,10 +206,12 @@ class StreamFinetuneRecipe:
                     f.write(json.dumps({"step": self.global_step + 1, "ids": sample_ids}) + "\n")
             if micro % self.accum:
                 continue
-            if self.distributed:  # every rank's token count, so the gradient is the global mean
-                total = torch.tensor(num_tokens, device=self.device)
-                torch.distributed.all_reduce(total)
-                training.scale_grads(self.model, torch.tensor(self.world_size / max(1, int(total))))
+            if self.distributed:  # all ranks' loss and tokens: the gradient and the log are global means
+                totals = torch.tensor([running_loss, num_tokens], dtype=torch.float64, device=self.device)
+                torch.distributed.all_reduce(totals)
+                running_loss, num_tokens = float(totals[0]), int(totals[1])
+                # FSDP averaged the gradients over ranks; undo that, then divide by all ranks' tokens
+                training.scale_grads(self.model, torch.tensor(self.world_size / max(1, num_tokens)))
             else:
                 training.scale_grads(self.model, torch.tensor(1 / max(1, num_tokens)))
             grad_norm = None
@@ -213,6 +219,8 @@ class StreamFinetuneRecipe:
                 grad_norm = torch.nn.utils.clip_grad_norm_(
                     self.model.parameters(), float(self.clip_grad_norm)
                 )
+                if isinstance(grad_norm, DTensor):  # FSDP: the norm over all shards
+                    grad_norm = grad_norm.full_tensor()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if self.lr_scheduler is not None:
@@ -223,7 +231,7 @@ class StreamFinetuneRecipe:
                 metrics = {
                     "loss": running_loss / max(1, num_tokens),
                     "lr": get_lr(self.optimizer),
-                    "tokens_per_second_per_gpu": num_tokens / seconds,
+                    "tokens_per_second_per_gpu": num_tokens / seconds / self.world_size,
                 }
                 if grad_norm is not None:
                     metrics["grad_norm"] = float(grad_norm)

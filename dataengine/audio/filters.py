@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataengine.audio.codec_detector import active_frames, codec_score, detector_version
 from dataengine.audio.metrics import (
+    band_dynamics_db,
     band_edge_db,
     clipping_ratio,
     duration_s,
@@ -32,6 +34,10 @@ AUDIO_METRIC_NAMES: tuple[str, ...] = (
     "hf_energy_db",
     "band_edge_db",
     "spectral_hole_ratio",
+    "hf_dynamics_db",
+    "lf_dynamics_db",
+    "codec_score",
+    "codec_frames",
     "snr_db",
     "level_snr_db",
 )
@@ -50,6 +56,11 @@ AUDIO_REJECT_REASONS: tuple[str, ...] = (
 
 CLIP_LEVEL = 0.99
 """A sample with ``|x|`` at or above this share of the clip's peak counts as clipped."""
+
+HF_BAND_HZ = (4500.0, 7500.0)
+"""Band of ``hf_dynamics_db``: above a telephone channel's 3.4-4 kHz, below a 16 kHz source's low-pass."""
+LF_BAND_HZ = (300.0, 3400.0)
+"""Band of ``lf_dynamics_db``: the telephone band, where every speech recording carries its syllables."""
 
 _default_vad: SileroVAD | None = None
 
@@ -76,6 +87,10 @@ def measure_audio(
         "hf_energy_db": hf_energy_db(audio, AUDIO_SAMPLE_RATE, config.hf_cutoff_hz),
         "band_edge_db": band_edge_db(audio, AUDIO_SAMPLE_RATE)[0],
         "spectral_hole_ratio": spectral_hole_ratio(audio, AUDIO_SAMPLE_RATE),
+        "hf_dynamics_db": band_dynamics_db(audio, AUDIO_SAMPLE_RATE, *HF_BAND_HZ),
+        "lf_dynamics_db": band_dynamics_db(audio, AUDIO_SAMPLE_RATE, *LF_BAND_HZ),
+        "codec_score": codec_score(audio),
+        "codec_frames": active_frames(audio),
         "snr_db": wada_snr_db(audio),
         "level_snr_db": level_snr_db(audio),
     }
@@ -83,12 +98,19 @@ def measure_audio(
 
 
 def _compression(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
-    """Band-limited (a sharp spectral edge, or no energy above the cutoff) or codec holes."""
+    """Band-limited (a sharp spectral edge, no energy above the cutoff, or a top band that holds only a
+    stationary floor while the telephone band carries speech), codec holes, or the LPC residual of a
+    low-bitrate speech codec (``codec_score``)."""
     if m["band_edge_db"] > c.max_band_edge_db:
         return True, "band_edge_db"
     if m["hf_energy_db"] < c.min_hf_energy_db:
         return True, "hf_energy_db"
-    return m["spectral_hole_ratio"] > c.max_spectral_hole_ratio, "spectral_hole_ratio"
+    if m["hf_dynamics_db"] < c.min_hf_dynamics_db and m["lf_dynamics_db"] >= c.hf_dynamics_gate_db:
+        return True, "hf_dynamics_db"
+    if m["spectral_hole_ratio"] > c.max_spectral_hole_ratio:
+        return True, "spectral_hole_ratio"
+    short = m["codec_frames"] < c.codec_short_frames
+    return m["codec_score"] > (c.max_codec_score_short if short else c.max_codec_score), "codec_score"
 
 
 def _silence(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
@@ -147,7 +169,11 @@ class AudioFilter(FilterStage):
 
     def cache_settings(self) -> object:
         """Only the measuring settings: a threshold change re-runs :meth:`decide`, never the measuring."""
-        return {"hf_cutoff_hz": self.config.hf_cutoff_hz, "clip_level": CLIP_LEVEL}
+        return {
+            "hf_cutoff_hz": self.config.hf_cutoff_hz,
+            "clip_level": CLIP_LEVEL,
+            "codec": detector_version(),
+        }
 
     def setup(self) -> None:
         if self._vad is None:

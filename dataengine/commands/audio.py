@@ -82,10 +82,17 @@ def _line(result: dict) -> str:
     show_default=True,
     help="Also score the ASR round trip on N utterances x 4 simulated TTS outcomes (0: skip).",
 )
-def eval_filters(size: str, seed: int, recipe_path: Path | None, verbose: bool, asr_utterances: int) -> None:
+@click.option(
+    "--real", is_flag=True, help="Also score the real-recording subset (human speech, music, sounds)."
+)
+def eval_filters(
+    size: str, seed: int, recipe_path: Path | None, verbose: bool, asr_utterances: int, real: bool
+) -> None:
     """Build the labeled corpus (Piper speech + codecs, noise, clipping, silence, non-speech), run the
-    audio filters and print precision/recall per reject class and the clean keep-rate."""
+    audio filters and print precision/recall per reject class and the clean keep-rate. With --real, the
+    same for real recordings from Debian packages (make install puts them in place)."""
     from dataengine.evaluation.corpus import SIZES, build_corpus
+    from dataengine.evaluation.real import REAL_HINT, REAL_SIZES, build_real_corpus, missing_real_audio
     from dataengine.evaluation.score import format_result, predict, score
 
     if size in SIZES:
@@ -95,8 +102,15 @@ def eval_filters(size: str, seed: int, recipe_path: Path | None, verbose: bool, 
     else:
         raise UserError(f"--size: use {', '.join(SIZES)} or a positive number, not {size!r}")
     recipe = _recipe(recipe_path)
+    if real and missing_real_audio():
+        raise UserError(f"--real: missing {', '.join(missing_real_audio())}: {REAL_HINT}")
     items = build_corpus(utterances, seed)
     click.echo(format_result(score(predict(items, recipe.audio_filters)), verbose))
+    if real:
+        prompts = REAL_SIZES["bench"] if utterances >= SIZES["bench"] else REAL_SIZES["ci"]
+        click.echo(f"real recordings ({prompts} Allison prompts + every other source):")
+        real_items = build_real_corpus(prompts, seed)
+        click.echo(format_result(score(predict(real_items, recipe.audio_filters)), verbose))
     if asr_utterances:
         from dataengine.evaluation.asr_eval import score_asr
 

@@ -35,6 +35,8 @@ CODEC_SETTINGS: tuple[tuple[str, int | None], ...] = (
     ("gsm", None),
 )
 NOISE_KINDS: tuple[str, ...] = ("white", "pink", "brown", "hum", "babble")
+PHONE_FLOOR_SNR_DB = 35.0
+"""Speech-to-floor ratio of the telephone-band clips that get a wideband noise floor afterwards."""
 SIZES: dict[str, int] = {"ci": 4, "bench": 24}
 """Named corpus sizes: number of distinct utterances (non-speech items scale with it)."""
 
@@ -127,6 +129,13 @@ def build_corpus(utterances: int = SIZES["ci"], seed: int = 0) -> list[CorpusIte
             items.append(
                 CorpusItem(f"{uid}-resampled-{low_sr}", "bad_compression", "band/resampled", audio, text)
             )
+        # a telephone call recorded with a wideband noise floor added afterwards (no spectral cliff left)
+        phone = resample(codec_roundtrip(native, native_sr, "mulaw"), native_sr, SR)
+        colour = ("white", "pink")[u % 2]
+        floor = sig.coloured_noise(len(phone), colour, seed * 1000 + u)
+        audio = sig.mix_at_snr(phone, floor, PHONE_FLOOR_SNR_DB)
+        kind = "band/phone_noise_floor"
+        items.append(CorpusItem(f"{uid}-phone-{colour}_floor", "bad_compression", kind, audio, text))
         for k, kind in enumerate(NOISE_KINDS):
             noise = _noise(kind, n, seed * 1000 + u * 10 + k, voices)
             for snr in (10.0, 5.0, 0.0):

@@ -41,6 +41,7 @@ class EvalResult:
     n_items: int
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
     borderline_kept: float = 0.0
+    n_borderline: int = 0
     mistakes: list[tuple[str, str, str]] = field(default_factory=list)
     """(item id, label, prediction) of every wrong call."""
 
@@ -87,6 +88,7 @@ def score(predictions: list[tuple[CorpusItem, str]]) -> EvalResult:
         n_items=len(predictions),
         by_kind=dict(sorted(by_kind.items())),
         borderline_kept=sum(p == "clean" for p in border) / len(border) if border else 1.0,
+        n_borderline=len(border),
         mistakes=[(i.id, i.label, p) for i, p in scored if i.label != p],
     )
 
@@ -98,7 +100,8 @@ def format_result(result: EvalResult, verbose: bool = False) -> str:
         lines.append(f"{c.label:<16} {c.support:>7} {c.predicted:>9} {c.precision:>9.3f} {c.recall:>7.3f}")
     n_clean = sum(n for k, cnt in result.by_kind.items() if k.startswith("clean:") for n in cnt.values())
     lines.append(f"clean kept: {result.clean_kept:.3f} of {n_clean}")
-    lines.append(f"borderline (noise at 10 dB SNR, not scored) kept: {result.borderline_kept:.3f}")
+    if result.n_borderline:
+        lines.append(f"borderline (noise at 10 dB SNR, not scored) kept: {result.borderline_kept:.3f}")
     lines.append(
         f"items: {result.n_items}; goal (P>=0.95, R>=0.95, clean kept>=0.98) met: {result.meets_goal()}"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataengine.executors.local import LocalExecutor
+from dataengine.executors.local import LocalExecutor, WorkerError
 from dataengine.executors.ray import RayExecutor
 
-__all__ = ["LocalExecutor", "RayExecutor"]
+__all__ = ["LocalExecutor", "RayExecutor", "WorkerError"]

@@ -1,15 +1,28 @@
-"""Run stages in this process (1 worker) or in a pool of worker processes, results in input order."""
+"""Run stages in this process (1 worker) or in a pool of worker processes, results in input order.
+
+Workers are spawned, not forked: a forked worker hangs in its first multi-threaded OpenMP region when
+the parent has already run one (torch and CTranslate2 each bundle GNU OpenMP, which is not fork-safe;
+seen here with torch matmuls), and a parent that built before in the same process has.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageStats
+from dataengine.threads import limit_threads
 
 BatchResult = tuple[list[Sample], list[StageStats]]
+
+
+class WorkerError(RuntimeError):
+    """A worker process vanished; the build cannot finish in this run (one line for the user)."""
 
 _worker_stages: list[Stage] = []
 
@@ -34,19 +47,18 @@ def _run_in_worker(batch: list[Sample]) -> BatchResult:
     return run_batch(_worker_stages, batch)
 
 
-def limit_threads(threads: int) -> None:
-    """Keep N workers from oversubscribing the cores (math libraries default to one thread per core)."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not every core of the machine."""
     try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a dependency, but stages may not need it
-        pass
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
 
 
 class LocalExecutor:
-    """``workers == 1`` runs inline; more workers use spawned processes, each setting up the stages once."""
+    """``workers == 1`` runs inline; more workers use spawned processes, each setting up the stages once.
+    A worker that dies (``kill -9``, the OOM killer) stops the build with :class:`WorkerError` instead of
+    leaving it waiting for a batch that will never come."""
 
     def __init__(self, workers: int = 1, threads: int | None = None) -> None:
         """``threads``: math-library threads per worker (default: the cores divided among the workers;
@@ -65,7 +77,28 @@ class LocalExecutor:
             for batch in batches:
                 yield run_batch(stages, batch)
             return
-        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, usable_cores() // self.workers)
         context = mp.get_context("spawn")
-        with context.Pool(self.workers, initializer=_init_worker, initargs=(stages, threads)) as pool:
-            yield from pool.imap(_run_in_worker, batches, chunksize=1)
+        pool = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(stages, threads)
+        )
+        pending: deque[Future[BatchResult]] = deque()
+        try:
+            for batch in batches:  # at most 2 batches per worker in flight: memory stays bounded
+                pending.append(pool.submit(_run_in_worker, batch))
+                if len(pending) >= 2 * self.workers:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(future: Future[BatchResult]) -> BatchResult:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerError(
+            "a worker process died (killed, out of memory, or its stage setup failed: see the log above); "
+            "finished samples are cached, so running the same command again resumes"
+        ) from None

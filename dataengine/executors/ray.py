@@ -14,10 +14,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from dataengine.executors.local import BatchResult, limit_threads, run_batch
+from dataengine.executors.local import BatchResult, run_batch
 from dataengine.recipe import ExecutorConfig, RecipeError
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageStats
+from dataengine.threads import limit_threads
 
 
 class _StageActor:

@@ -11,6 +11,8 @@ Output is deterministic: generator and duration noise are off (``noise_scale=0, 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,19 +62,38 @@ def _sha256_prefix(path: Path, n: int = 12) -> str:
     return digest.hexdigest()[:n]
 
 
-_LOADED: dict[tuple[Path, Path], Any] = {}
+SESSION_THREADS = 1
+"""ONNX Runtime intra-op threads per Piper session. Fixed, not taken from the machine: ORT's output changes
+in the last bits with the thread count (6 of 28 test clips differed between 1 and 2 threads), and a
+build must give the same bytes on any machine and with any number of workers. Workers parallelise."""
+
+_LOADED: dict[tuple[Path, Path, int], Any] = {}
 
 
 def _load_voice(model_path: Path, config_path: Path) -> Any:
     """One ONNX session per model file in a process, shared by every speed of that voice.
 
     Separate sessions each keep a spinning thread pool; alternating between them measured ~1.5x
-    slower synthesis on 2 cores (and cost ~250 MB each).
+    slower synthesis on 2 cores (and cost ~250 MB each). Keyed by process id too: a forked child
+    must not use its parent's session.
     """
-    key = (model_path, config_path)
+    key = (model_path, config_path, os.getpid())
     if key not in _LOADED:
-        _LOADED[key] = _import_piper().PiperVoice.load(model_path, config_path=config_path)
+        _LOADED[key] = _open_voice(model_path, config_path)
     return _LOADED[key]
+
+
+def _open_voice(model_path: Path, config_path: Path) -> Any:
+    piper = _import_piper()
+    import onnxruntime
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = SESSION_THREADS
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    return piper.PiperVoice(config=config, session=session)
 
 
 class PiperBackend(TTSBackend):
@@ -102,6 +123,7 @@ class PiperBackend(TTSBackend):
                 f"piper-tts=={metadata.version('piper-tts')};model={self.model_path.name}"
                 f":{_sha256_prefix(self.model_path)};config={_sha256_prefix(self.config_path)}"
                 f";length_scale={self.voice.length_scale:g};noise_scale=0;noise_w_scale=0"
+                f";onnx_threads={SESSION_THREADS}"
             )
         return self._version
 

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from dataengine.crashpoints import crash_point
 from dataengine.sample import Sample
 from dataengine.writers.members import METRIC_DECIMALS
 
@@ -123,5 +124,6 @@ class ManifestWriter:
                     "(FORMAT parquet, COMPRESSION zstd)"
                 )
                 os.replace(tmp, self.folder / name)
+                crash_point("manifest")
         finally:
             con.close()

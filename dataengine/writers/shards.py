@@ -7,6 +7,8 @@ from pathlib import Path
 
 import webdataset as wds
 
+from dataengine.crashpoints import crash_point
+
 TAR_BLOCK = 512
 
 
@@ -52,6 +54,7 @@ class ShardWriter:
         assert self._handle is not None
         self._handle.close()
         os.replace(self.folder / f".{name}.tmp", self.folder / name)
+        crash_point("shard_closed")
         self.shards.append(name)
         self._writer = None
         self._handle = None
