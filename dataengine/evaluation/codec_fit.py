@@ -60,16 +60,16 @@ def _speech_sources() -> Iterator[tuple[str, str, np.ndarray]]:
     prompts = sorted(
         p
         for p in real.ALLISON.glob("*.g722")
-        if real._PROMPT_BYTES[0] <= p.stat().st_size <= real._PROMPT_BYTES[1] and p.stem not in used
+        if real.PROMPT_BYTES[0] <= p.stat().st_size <= real.PROMPT_BYTES[1] and p.stem not in used
     )
     picks = np.linspace(0, len(prompts) - 1, min(ALLISON_PROMPTS, len(prompts))).round().astype(int)
     for i in sorted(set(picks.tolist())):
-        yield "allison", prompts[i].stem, real._load(prompts[i])
+        yield "allison", prompts[i].stem, real.load_16k(prompts[i])
     for path in sorted(real.FREEDESKTOP.glob("audio-channel-*.oga")):
-        yield "alsa", path.stem, real._load(path)
-    yield "codec2", "speech_orig_16k", real._load(real.CODEC2 / "raw" / "speech_orig_16k.wav")
-    yield "codec2", "wia_16kHz", real._load(real.CODEC2 / "wav" / "wia_16kHz.wav")
-    yield "arctic", "a0007", real._load(real.ARCTIC)
+        yield "alsa", path.stem, real.load_16k(path)
+    yield "codec2", "speech_orig_16k", real.load_16k(real.CODEC2 / "raw" / "speech_orig_16k.wav")
+    yield "codec2", "wia_16kHz", real.load_16k(real.CODEC2 / "wav" / "wia_16kHz.wav")
+    yield "arctic", "a0007", real.load_16k(real.ARCTIC)
     bench = SIZES["bench"]
     texts = corpus_texts(bench + PIPER_PROMPTS, 0)[bench:]  # prompts the evaluation corpus never speaks
     for u, text in enumerate(texts):
@@ -88,7 +88,7 @@ def build_examples() -> list[Example]:
         raise RuntimeError(f"missing {', '.join(missing)}: {real.REAL_HINT}")
     out: list[Example] = []
     for k, (source, name, x) in enumerate(_speech_sources()):
-        clips = [(v, 0, a) for v, a in real._clean_variants(x, k)]
+        clips = [(v, 0, a) for v, a in real.clean_variants(x, k)]
         clips += [(f"opus_{r // 1000}k", 1, codec_roundtrip(x, SR, "opus", r)) for r in OPUS_RATES]
         clips += [(f"opus_{r // 1000}k", -1, codec_roundtrip(x, SR, "opus", r)) for r in REPORT_RATES]
         for variant, label, audio in clips:

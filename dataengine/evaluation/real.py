@@ -53,7 +53,7 @@ REAL_SIZES: dict[str, int] = {"ci": 6, "bench": 40}
 """Named sizes: number of Allison prompts (every other source is used whole at every size)."""
 
 # Allison prompts of 1.5-8 s (G.722 is 8,000 bytes a second); every prompt in that range is speech
-_PROMPT_BYTES = (12_000, 64_000)
+PROMPT_BYTES = (12_000, 64_000)
 _NARROWBAND = ("hts1a", "hts2a", "morig", "forig", "mmt1", "big_dog", "cross")  # native 8 kHz talkers
 _SOUNDS = (
     "alarm-clock-elapsed",
@@ -79,7 +79,7 @@ def missing_real_audio() -> list[str]:
     return missing + ([str(ARCTIC)] if not ARCTIC.is_file() else [])
 
 
-def _load(path: Path) -> np.ndarray:
+def load_16k(path: Path) -> np.ndarray:
     audio, _ = read_audio_file(path)
     return audio
 
@@ -89,7 +89,7 @@ def wideband_speech(prompts: int) -> list[tuple[str, Path]]:
     name-sorted 1.5-8 s prompts, then the ALSA announcements (half of them below ``bench``'s size),
     Codec2's 16 kHz clips and ARCTIC a0007."""
     candidates = sorted(
-        p for p in ALLISON.glob("*.g722") if _PROMPT_BYTES[0] <= p.stat().st_size <= _PROMPT_BYTES[1]
+        p for p in ALLISON.glob("*.g722") if PROMPT_BYTES[0] <= p.stat().st_size <= PROMPT_BYTES[1]
     )
     picks = np.linspace(0, len(candidates) - 1, min(prompts, len(candidates))).round().astype(int)
     out = [(f"allison-{candidates[i].stem}", candidates[i]) for i in sorted(set(picks.tolist()))]
@@ -101,7 +101,7 @@ def wideband_speech(prompts: int) -> list[tuple[str, Path]]:
     return out
 
 
-def _clean_variants(x: np.ndarray, seed: int) -> Iterator[tuple[str, np.ndarray]]:
+def clean_variants(x: np.ndarray, seed: int) -> Iterator[tuple[str, np.ndarray]]:
     yield "as_recorded", x
     yield "quiet_-35dBFS", sig.set_level(x, -35.0)
     yield "from_16k_at_44k1", resample(resample(x, SR, 44_100), 44_100, SR)
@@ -130,13 +130,13 @@ def build_real_corpus(prompts: int = REAL_SIZES["ci"], seed: int = 0) -> list[Co
         raise RuntimeError(f"missing {', '.join(missing)}: {REAL_HINT}")
     items: list[CorpusItem] = []
     for k, (name, path) in enumerate(wideband_speech(prompts)):
-        x = _load(path)
-        for variant, audio in _clean_variants(x, seed * 1000 + k):
+        x = load_16k(path)
+        for variant, audio in clean_variants(x, seed * 1000 + k):
             items.append(CorpusItem(f"{name}-{variant}", "clean", f"real_clean/{variant}", audio))
         for variant, audio in _phone_variants(x, seed * 1000 + k):
             items.append(CorpusItem(f"{name}-{variant}", "bad_compression", f"real_phone/{variant}", audio))
     for k, stem in enumerate(_NARROWBAND):
-        x = _load(CODEC2 / "wav" / f"{stem}.wav")
+        x = load_16k(CODEC2 / "wav" / f"{stem}.wav")
         items.append(CorpusItem(f"codec2-{stem}-8k", "bad_compression", "real_phone/native_8k", x))
         floor = sig.mix_at_snr(x, sig.coloured_noise(len(x), "white", seed * 1000 + k), 40.0)
         items.append(
@@ -150,16 +150,16 @@ def _non_speech(chunks: int) -> Iterator[CorpusItem]:
     """Music chunks, event sounds, recorded silences and monkeys, as installed."""
     n = int(_MUSIC_CHUNK_S * SR)
     for track in sorted(MOH.glob("*.g722")):
-        x = _load(track)
+        x = load_16k(track)
         starts = np.linspace(len(x) // 5, max(len(x) // 5, len(x) - n), chunks).astype(int)
         for i, start in enumerate(starts):
             chunk = x[start : start + n]
             yield CorpusItem(f"music-{track.stem}-{i}", "non_speech", "real_non_speech/music", chunk)
     for stem in _SOUNDS:
-        audio = _load(FREEDESKTOP / f"{stem}.oga")
+        audio = load_16k(FREEDESKTOP / f"{stem}.oga")
         yield CorpusItem(f"sound-{stem}", "non_speech", "real_non_speech/sound", audio)
     for stem in ("1", "3", "6"):
-        audio = _load(ALLISON / "silence" / f"{stem}.g722")
+        audio = load_16k(ALLISON / "silence" / f"{stem}.g722")
         yield CorpusItem(f"allison-silence-{stem}s", "non_speech", "real_non_speech/recorded_silence", audio)
-    monkeys = _load(ALLISON / "tt-monkeys.g722")
+    monkeys = load_16k(ALLISON / "tt-monkeys.g722")
     yield CorpusItem("allison-tt-monkeys", "non_speech", "real_non_speech/animals", monkeys)
