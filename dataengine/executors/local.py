@@ -20,7 +20,6 @@ from dataengine.threads import limit_threads
 
 BatchResult = tuple[list[Sample], list[StageStats]]
 
-
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Read by OpenMP / BLAS runtimes at load time. Without them a worker's CTranslate2 (ASR) kept a second
 OpenMP thread busy: alone no faster (10.6 s for 24 clips either way, 13.2 vs 10.6 CPU-s), but two such
@@ -29,6 +28,7 @@ workers slowed each other by 16-25 %."""
 
 class WorkerError(RuntimeError):
     """A worker process vanished; the build cannot finish in this run (one line for the user)."""
+
 
 _worker_stages: list[Stage] = []
 
