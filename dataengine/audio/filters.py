@@ -9,8 +9,8 @@ import numpy as np
 
 from dataengine.audio.codec_detector import active_frames, codec_score, detector_version
 from dataengine.audio.metrics import (
-    band_dynamics_db,
     band_edge_db,
+    bands_dynamics_db,
     clipping_ratio,
     duration_s,
     hf_energy_db,
@@ -80,6 +80,7 @@ def measure_audio(
     """All metrics of one 16 kHz mono clip, keyed as in :data:`AUDIO_METRIC_NAMES`."""
     speech = _get_vad(vad).speech_stats(audio)
     peak = float(np.max(np.abs(np.nan_to_num(audio)))) if len(audio) else 0.0
+    hf_dynamics, lf_dynamics = bands_dynamics_db(audio, [HF_BAND_HZ, LF_BAND_HZ])  # one spectrum for both
     metrics = {
         **speech,
         "duration_s": duration_s(audio, AUDIO_SAMPLE_RATE),
@@ -87,8 +88,8 @@ def measure_audio(
         "hf_energy_db": hf_energy_db(audio, AUDIO_SAMPLE_RATE, config.hf_cutoff_hz),
         "band_edge_db": band_edge_db(audio, AUDIO_SAMPLE_RATE)[0],
         "spectral_hole_ratio": spectral_hole_ratio(audio, AUDIO_SAMPLE_RATE),
-        "hf_dynamics_db": band_dynamics_db(audio, AUDIO_SAMPLE_RATE, *HF_BAND_HZ),
-        "lf_dynamics_db": band_dynamics_db(audio, AUDIO_SAMPLE_RATE, *LF_BAND_HZ),
+        "hf_dynamics_db": hf_dynamics,
+        "lf_dynamics_db": lf_dynamics,
         "codec_score": codec_score(audio),
         "codec_frames": active_frames(audio),
         "snr_db": wada_snr_db(audio),

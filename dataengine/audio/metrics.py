@@ -216,11 +216,27 @@ def band_dynamics_db(
     that went through an 8 kHz telephone channel and got a wideband noise floor afterwards keeps a
     speech-like low band and a flat, noise-only band above 4 kHz. 0.0 for silence.
     """
+    return bands_dynamics_db(audio, [(lo_hz, hi_hz)], sr, frame, hop)[0]
+
+
+def bands_dynamics_db(
+    audio: np.ndarray,
+    bands: list[tuple[float, float]],
+    sr: int = AUDIO_SAMPLE_RATE,
+    frame: int = _FRAME,
+    hop: int = _HOP,
+) -> list[float]:
+    """:func:`band_dynamics_db` of several bands from one short-time spectrum."""
     power = frame_power(audio, frame, hop)
     freqs = np.fft.rfftfreq(frame, d=1.0 / sr)
-    energy = power[:, (freqs >= lo_hz) & (freqs < hi_hz)].sum(axis=1)
-    peak = float(energy.max()) if len(energy) else 0.0
-    if peak <= _SILENCE_POWER:
-        return 0.0
-    energy = np.maximum(energy, peak * 1e-12)
-    return float(np.clip(10.0 * np.log10(np.percentile(energy, 95) / np.percentile(energy, 10)), 0.0, 120.0))
+    out = []
+    for lo_hz, hi_hz in bands:
+        energy = power[:, (freqs >= lo_hz) & (freqs < hi_hz)].sum(axis=1)
+        peak = float(energy.max()) if len(energy) else 0.0
+        if peak <= _SILENCE_POWER:
+            out.append(0.0)
+            continue
+        energy = np.maximum(energy, peak * 1e-12)
+        ratio = np.percentile(energy, 95) / np.percentile(energy, 10)
+        out.append(float(np.clip(10.0 * np.log10(ratio), 0.0, 120.0)))
+    return out
