@@ -41,6 +41,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/eval_filters.py
 	$(BIN)/python benchmarks/bench_loader.py
+	# numerics: which steps depend on the CPU's instruction set, then the same with the pins (must not move)
+	$(BIN)/python benchmarks/numerics_probe.py
+	$(BIN)/python benchmarks/numerics_probe.py --pinned
+	$(BIN)/dataengine numerics check recipes/demo.yaml --limit 12 --workers 2
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ import click
 from dataengine.commands import UserError
 from dataengine.commands.audio import audio_check, eval_filters
 from dataengine.commands.cache import cache_group
+from dataengine.commands.numerics import numerics as numerics_group
 from dataengine.commands.publish import card, pull, push, verify
 from dataengine.commands.tokenizer import tokenizer
 from dataengine.commands.train import train
@@ -56,6 +57,14 @@ def main(verbose: bool) -> None:
     type=click.Path(path_type=Path),
     help="Stage cache root (default: $DATAENGINE_CACHE or ~/.cache/dataengine).",
 )
+@click.option(
+    "--numerics",
+    type=click.Choice(["pinned", "native"]),
+    default="pinned",
+    show_default=True,
+    help="pinned: the project's CPU-kernel pins (same bytes on every AVX2 CPU); native: this CPU's "
+    "fastest kernels (bytes may differ elsewhere). Also $DATAENGINE_NUMERICS.",
+)
 def build(
     recipe_path: Path,
     out: Path | None,
@@ -66,12 +75,20 @@ def build(
     no_progress: bool,
     no_cache: bool,
     cache_dir: Path | None,
+    numerics: str,
 ) -> None:
     """Build RECIPE into sharded WebDataset files plus a DuckDB-queryable manifest.
 
     Per-sample results of the expensive stages are cached by content, so a rebuild after a change
     re-runs only what the change affects, and re-running a killed build resumes it.
     """
+    from dataengine import numerics as numerics_pins
+
+    if numerics == "native" or numerics_pins.mode() == "native":
+        try:
+            numerics_pins.use_native()  # before anything below loads numpy, torch or CTranslate2
+        except RuntimeError as exc:
+            raise UserError(str(exc)) from None
     from dataengine.cache import StageCache
     from dataengine.executors import RayExecutor, WorkerError
     from dataengine.pipeline import OutputError
@@ -169,6 +186,7 @@ main.add_command(eval_filters)
 for _command in (card, push, pull, verify):
     main.add_command(_command)
 main.add_command(cache_group)
+main.add_command(numerics_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

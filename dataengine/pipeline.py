@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dataengine import __version__
+from dataengine import __version__, numerics
 from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage
 from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
 from dataengine.cache import CachedStage, StageCache
@@ -209,6 +209,7 @@ def build(
         "shards": summary.shards,
         "tasks": dict(sorted(summary.tasks.items())),
         "reject_reasons": dict(sorted(summary.rejected.items())),
+        "numerics": numerics.describe(),
     }
     (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     publish_output(staging, out)

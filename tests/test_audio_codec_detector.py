@@ -70,12 +70,24 @@ def test_weights_for_other_features_are_refused() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_weights_are_reproducible(tmp_path) -> None:
+def test_shipped_weights_are_reproducible(tmp_path, capsys) -> None:
+    """A refit equals the shipped asset byte for byte where its inputs are the same (a CPU like the one
+    that made it, under the pins), and within the stated tolerance elsewhere; a real change is refused."""
+    import json
     from importlib import resources
 
     from dataengine.evaluation import codec_fit
 
     shipped = resources.files("dataengine") / "assets" / "codec_detector.json"
+    examples = codec_fit.build_examples()
+    refit = codec_fit.fit(examples)
+    text = codec_fit.asset_text(refit, examples)
     out = tmp_path / "w.json"
     out.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")
-    assert codec_fit.main(["--out", str(out), "--check"]) == 0
+    assert codec_fit.check_against(out, text, refit, examples) == 0, capsys.readouterr().out
+
+    moved = json.loads(out.read_text(encoding="utf-8"))
+    moved["weights"] = [w + 3 * codec_fit.WEIGHT_TOLERANCE for w in moved["weights"]]
+    out.write_text(json.dumps(moved), encoding="utf-8")
+    assert codec_fit.check_against(out, text, refit, examples) == 1
+    assert "OUT OF TOLERANCE" in capsys.readouterr().out

@@ -105,3 +105,17 @@ def verify(out: Path) -> None:
     if not report.ok:
         raise UserError(report.summary())
     click.echo(report.summary())
+    click.echo(_numerics_line(out))
+
+
+def _numerics_line(out: Path) -> str:
+    """Under which condition the build's bytes can be reproduced (from build.json's ``numerics``)."""
+    import json
+
+    from dataengine.numerics import reproducibility_note
+
+    try:
+        info = json.loads((out / "build.json").read_text(encoding="utf-8")).get("numerics")
+    except (OSError, ValueError, AttributeError):
+        info = None
+    return reproducibility_note(info)

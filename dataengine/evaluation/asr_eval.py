@@ -21,6 +21,8 @@ class ASRScore:
     n_good: int
     n_bad: int
     wrong: list[str]
+    cer: dict[str, float]
+    """Character error rate of every case, by case id."""
 
     def format(self) -> str:
         return (
@@ -48,9 +50,11 @@ def score_asr(utterances: int, config: ASRConfig, seed: int = 0) -> ASRScore:
     asr = WhisperASR(config.model if config.model != "none" else "tiny.en", config.cpu_threads)
     good_kept = tp = fp = n_bad = 0
     wrong = []
+    cer: dict[str, float] = {}
     cases = asr_cases(utterances, seed)
     for case_id, is_bad, audio, text in cases:
-        _, failing, heard = check_asr(audio, text, config, asr)
+        metrics, failing, heard = check_asr(audio, text, config, asr)
+        cer[case_id] = metrics["asr_cer"]
         flagged = bool(failing)
         n_bad += is_bad
         tp += is_bad and flagged
@@ -66,4 +70,5 @@ def score_asr(utterances: int, config: ASRConfig, seed: int = 0) -> ASRScore:
         n_good=n_good,
         n_bad=n_bad,
         wrong=wrong,
+        cer=cer,
     )

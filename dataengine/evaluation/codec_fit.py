@@ -7,9 +7,14 @@ as recorded, 35 dB quieter, a 44.1 kHz round trip, a room-tone floor) and throug
 whole sources: the ALSA announcements, Codec2's 16 kHz clips and CMU ARCTIC a0007.
 
     python -m dataengine.evaluation.codec_fit            # refit, print the held-out scores, write the asset
-    python -m dataengine.evaluation.codec_fit --check    # refit and fail unless it equals the shipped asset
+    python -m dataengine.evaluation.codec_fit --check    # refit and fail unless it matches the shipped asset
 
-Deterministic: fixed prompts, fixed seeds for the noise floors, a Newton fit with no random start.
+Deterministic: fixed prompts, fixed seeds for the noise floors, a Newton fit with no random start. The
+refit is byte-identical only where its inputs are: Piper (ONNX Runtime) and libopus (FFmpeg) pick their
+kernels by CPU, and Opus's quantiser turns a last-bit difference into a slightly different clip. Measured:
+the asset fitted on the first author's CPU and a refit on an AMD EPYC (AVX2) differ by 0.0057 at most in a
+weight (of 1.96); ``--check`` therefore accepts a refit within :data:`WEIGHT_TOLERANCE` whose verdicts on
+every example equal the shipped ones, and says which of the two it found.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ ESPEAK_VOICES = (("en-us", 1.0), ("en-gb+f3", 1.1), ("en-us+m3", 0.9), ("en-gb",
 ALLISON_PROMPTS = 60
 L2 = 1.0
 HELD_OUT = ("alsa", "codec2", "arctic")
+WEIGHT_TOLERANCE = 0.05
+"""Largest accepted difference of any standardisation or model parameter between a refit and the asset."""
+SCORE_TOLERANCE = 0.5
+"""Largest accepted difference (log-odds) of any example's score; the nearest threshold margin of a
+held-out example is 1.6 (clean <= -6.1 and Opus 9-12 kbps >= +2.6 against -1 and +2)."""
 
 
 @dataclass(frozen=True)
@@ -140,15 +150,48 @@ def main(argv: list[str] | None = None) -> int:
     for key, row in rows.items():
         span = f"{row['min']:+.2f} .. {row['max']:+.2f}"
         print(f"{key:28s} n={row['n']:4d} flagged={row['flagged']:.3f} score {span}")
-    sources = sorted({e.source for e in examples if e.source not in HELD_OUT})
-    text = detector.to_json({"trained_on": sources, "held_out": list(HELD_OUT), "l2": L2})
+    text = asset_text(detector, examples)
     if args.check:
-        same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
-        print("refit equals the shipped weights" if same else f"refit differs from {args.out}")
-        return 0 if same else 1
+        return check_against(args.out, text, detector, examples)
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
+
+
+def asset_text(detector: CodecDetector, examples: list[Example]) -> str:
+    """The asset file's text: the weights plus what they were trained on."""
+    sources = sorted({e.source for e in examples if e.source not in HELD_OUT})
+    return detector.to_json({"trained_on": sources, "held_out": list(HELD_OUT), "l2": L2})
+
+
+def check_against(path: Path, text: str, refit: CodecDetector, examples: list[Example]) -> int:
+    """0 when the refit equals ``path`` byte for byte, or matches it within the stated tolerances."""
+    if not path.is_file():
+        print(f"{path}: no such file to check against")
+        return 1
+    shipped_text = path.read_text(encoding="utf-8")
+    if shipped_text == text:
+        print("refit equals the shipped weights byte for byte")
+        return 0
+    shipped = CodecDetector.from_json(shipped_text)
+    params = [(shipped.mean, refit.mean), (shipped.scale, refit.scale), (shipped.weights, refit.weights)]
+    weight_diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in params)
+    weight_diff = max(weight_diff, abs(shipped.bias - refit.bias))
+    features = np.stack([e.features for e in examples])
+    a, b = shipped.score_features(features), refit.score_features(features)
+    score_diff = float(np.max(np.abs(a - b)))
+    from dataengine.recipe import AudioFilterConfig
+
+    threshold = AudioFilterConfig().max_codec_score
+    flips = int(np.sum((a > threshold) != (b > threshold)))
+    ok = weight_diff <= WEIGHT_TOLERANCE and score_diff <= SCORE_TOLERANCE and flips == 0
+    print(
+        f"refit differs from {path} in the last digits (other CPU kernels upstream): max parameter "
+        f"difference {weight_diff:.4f} (tolerance {WEIGHT_TOLERANCE}), max score difference {score_diff:.3f} "
+        f"(tolerance {SCORE_TOLERANCE}), {flips} verdicts changed of {len(examples)}: "
+        + ("within tolerance" if ok else "OUT OF TOLERANCE")
+    )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

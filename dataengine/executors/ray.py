@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from dataengine import numerics
 from dataengine.executors.local import BatchResult, run_batch
 from dataengine.recipe import ExecutorConfig, RecipeError
 from dataengine.sample import Sample
@@ -71,6 +72,8 @@ class RayExecutor:
             log_to_driver=False,
             logging_level="WARNING",
             configure_logging=False,
+            # Workers on any node load numpy/torch/CTranslate2 with the same kernel pins as this process.
+            runtime_env={"env_vars": numerics.worker_env()},
         )
         return True
 

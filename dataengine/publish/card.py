@@ -217,6 +217,7 @@ def render_card(
     """The card's Markdown for build ``out``; also writes the PNG plots into ``(dest or out)/plots``."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+    from dataengine.numerics import reproducibility_note
     from dataengine.publish.plots import write_plots
 
     out = Path(out)
@@ -250,6 +251,7 @@ def render_card(
         recipe=recipe,
         recipe_yaml=(out / "recipe.yaml").read_text(encoding="utf-8").rstrip(),
         build=build_info,
+        reproducibility=reproducibility_note(build_info.get("numerics")),
         code_version=code_version(),
         plots={k: f"{PLOTS_DIR}/{v}" for k, v in plots.items()},
         licenses=_licenses(recipe),
