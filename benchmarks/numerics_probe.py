@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+import dataengine  # noqa: F401 - first: the pins (unless native) must be set before numpy loads
+
 PROMPTS = ["write a SQL query with HAVING", "What is the capital of France?", "I like to read books."]
 
 KNOBS: list[tuple[str, dict[str, str]]] = [

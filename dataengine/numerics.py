@@ -62,7 +62,7 @@ UNPINNED = (
     "libFLAC, libsoxr (soundfile, soxr): pick their own SSE/AVX/FMA code, the same on every AVX2+FMA CPU",
 )
 
-_state: dict[str, object] = {"mode": None, "inherited": {}}
+_state: dict[str, object] = {"mode": None, "inherited": {}, "early": []}
 
 
 def cpu_flags() -> set[str]:
@@ -98,6 +98,7 @@ def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
         mode = PINNED
     if _state["mode"] is None:
         _state["inherited"] = {name: environ.get(name) for name in {*AVX2_PINS, *GENERIC_PINS}}
+        _state["early"] = loaded_libraries()  # numpy read its variables before these pins existed
     if mode == PINNED:
         environ.update(pins_for(profile()))
     _state["mode"] = mode
@@ -165,6 +166,7 @@ def describe() -> dict[str, object]:
         "avx512": "avx512f" in cpu_flags(),
         "unpinned": list(UNPINNED),
         "versions": {dist: _version(dist) for dist in VERSIONED},
+        "loaded_before_pins": list(_state["early"]),  # type: ignore[call-overload]
     }
 
 
@@ -174,6 +176,9 @@ def reproducibility_note(info: dict[str, object] | None) -> str:
         return "numerics: not recorded (built before pins existed): bytes may differ on another CPU"
     if info.get("mode") != PINNED:
         return "numerics: native (this CPU's fastest kernels): a rebuild elsewhere may give other bytes"
+    if info.get("loaded_before_pins"):
+        early = ", ".join(info["loaded_before_pins"])  # type: ignore[arg-type]
+        return f"numerics: {early} loaded before the pins (import dataengine first): bytes may differ"
     versions = ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items() if v)  # type: ignore[union-attr]
     where = "x86-64 CPUs with AVX2+FMA" if info.get("profile") == "avx2" else f"{info.get('profile')} CPUs"
     avx512 = "with" if info.get("avx512") else "without"

@@ -19,8 +19,7 @@ from dataengine.commands.numerics import LOWER_ISA_ENV, cross_isa_check
 AVX2 = numerics.profile() == "avx2"
 needs_avx2 = pytest.mark.skipif(not AVX2, reason="the avx2 pins need a CPU with AVX2 and FMA")
 
-PROBE = (
-    """
+PROBE = """
 import json, os
 import dataengine, numpy, torch
 from numpy._core import _multiarray_umath as umath
@@ -30,7 +29,6 @@ print(json.dumps({
     "numpy_avx2": bool(umath.__cpu_features__.get("X86_V3")),
 }))
 """.replace("%r", repr(sorted(numerics.AVX2_PINS)))
-)
 
 
 def _probe(env: dict[str, str]) -> dict:
@@ -68,6 +66,14 @@ def test_native_cannot_be_chosen_once_a_library_loaded_with_the_pins() -> None:
     assert dict(os.environ) == before
 
 
+def test_a_library_loaded_before_the_pins_is_reported() -> None:
+    code = "import numpy, json; from dataengine import numerics; print(json.dumps(numerics.describe()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert info["loaded_before_pins"] == ["numpy"]
+    assert "loaded before the pins" in numerics.reproducibility_note(info)
+
+
 def test_profile_follows_the_cpu_flags() -> None:
     assert numerics.pins_for(numerics.profile({"avx2", "fma", "sse4_1"})) == numerics.AVX2_PINS
     assert numerics.pins_for(numerics.profile({"avx", "sse4_1"})) == numerics.GENERIC_PINS
@@ -78,7 +84,8 @@ def test_build_json_records_the_numerics_and_verify_says_when_bytes_reproduce(sm
     assert info["mode"] == numerics.mode()
     assert info["versions"]["torch"] and info["versions"]["ctranslate2"] and info["versions"]["onnxruntime"]
     # Nothing machine-specific but the AVX-512 flag (the unpinned parts change with it): no CPU model.
-    assert set(info) == {"mode", "profile", "pins", "avx512", "unpinned", "versions"}
+    assert set(info) == {"mode", "profile", "pins", "avx512", "unpinned", "versions", "loaded_before_pins"}
+    assert info["loaded_before_pins"] == []
     if info["mode"] == "pinned":
         assert info["pins"] == numerics.pins_for(numerics.profile())
     result = CliRunner().invoke(main, ["verify", str(small_build_dir)])
