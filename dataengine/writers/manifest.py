@@ -16,7 +16,7 @@ from dataengine.writers.members import METRIC_DECIMALS
 SAMPLES_FILE = "samples.parquet"
 REJECTS_FILE = "rejects.parquet"
 
-_SAMPLE_COLUMNS: list[tuple[str, pa.DataType]] = [
+SAMPLE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("id", pa.string()),
     ("index", pa.int64()),
     ("source", pa.string()),
@@ -30,7 +30,7 @@ _SAMPLE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("n_sound_tokens", pa.int64()),
     ("sha256", pa.string()),
 ]
-_REJECT_COLUMNS: list[tuple[str, pa.DataType]] = [
+REJECT_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("id", pa.string()),
     ("index", pa.int64()),
     ("source", pa.string()),
@@ -53,7 +53,7 @@ class ManifestWriter:
 
     def __init__(self, folder: Path, metric_names: list[str]) -> None:
         self.folder = folder
-        base = {name for name, _ in _SAMPLE_COLUMNS + _REJECT_COLUMNS}
+        base = {name for name, _ in SAMPLE_COLUMNS + REJECT_COLUMNS}
         self.metric_names = [name for name in metric_names if name not in base]  # e.g. duration_s
         self.samples: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
@@ -114,8 +114,8 @@ class ManifestWriter:
         try:
             con.execute("SET threads = 1")
             for name, rows, columns in (
-                (SAMPLES_FILE, self.samples, _SAMPLE_COLUMNS),
-                (REJECTS_FILE, self.rejects, _REJECT_COLUMNS),
+                (SAMPLES_FILE, self.samples, SAMPLE_COLUMNS),
+                (REJECTS_FILE, self.rejects, REJECT_COLUMNS),
             ):
                 rows_table = self._table(rows, columns)  # noqa: F841 - read by DuckDB's replacement scan
                 tmp = self.folder / f".{name}.tmp"
