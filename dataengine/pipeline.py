@@ -6,7 +6,6 @@ in this process in source order, so the output bytes do not depend on how the wo
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ from dataengine.crashpoints import crash_point
 from dataengine.executors import LocalExecutor, RayExecutor
 from dataengine.formatting import TaskMixer, format_sample
 from dataengine.manifest import COMPLETE_MARK
+from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, RecipeError
 from dataengine.sample import Sample
 from dataengine.sources import iter_source
@@ -211,7 +211,7 @@ def build(
         "reject_reasons": dict(sorted(summary.rejected.items())),
         "numerics": numerics.describe(),
     }
-    (staging / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_build_info(staging, info)  # the file digests and seal that `verify` checks
     publish_output(staging, out)
     summary.wall_seconds = time.perf_counter() - started
     return summary

@@ -144,8 +144,12 @@ def test_ray_executor_gives_identical_bytes(tmp_path: Path, small_recipe, small_
     summary = build(recipe, out, executor=RayExecutor(workers=2, resources=recipe.executor), progress=False)
     assert summary.kept > 0 and [s.seen for s in summary.stages][0] == 14
     for path in sorted(small_build_dir.rglob("*")):
-        if path.is_file() and path.name != "recipe.yaml":  # the copy of the recipe names the executor section
+        if path.is_file() and path.name not in ("recipe.yaml", "build.json"):  # the recipe names the executor
             assert path.read_bytes() == (out / path.relative_to(small_build_dir)).read_bytes(), path
+    infos = [json.loads((d / "build.json").read_text()) for d in (small_build_dir, out)]
+    for info in infos:  # build.json differs only by the recipe's digest (and so by its seal)
+        del info["seal"], info["files"]["recipe.yaml"]
+    assert infos[0] == infos[1]
 
     from dataengine.recipe import RecipeError
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from hub_server import HubServer
 
 from dataengine.cli import main
+from dataengine.publish.seal import write_build_info
 from dataengine.publish.verify import verify_build
 
 TOKEN = "hf_dataengineTEST_secret_7Qx93kLmZ"
@@ -42,6 +43,13 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args))
+
+
+def other_build(out: Path) -> None:
+    """Make ``out`` another whole build: a changed recipe, sealed into ``build.json`` as a build does."""
+    (out / "recipe.yaml").write_text((out / "recipe.yaml").read_text() + "# changed\n")
+    info = json.loads((out / "build.json").read_text())
+    write_build_info(out, {k: v for k, v in info.items() if k not in ("files", "seal")})
 
 
 def test_verify_passes_and_catches_tampering(build_copy: Path) -> None:
@@ -77,7 +85,7 @@ def test_local_push_pull_roundtrip(build_copy: Path, tmp_path: Path) -> None:
     assert [v["version"] for v in index["versions"]] == ["v1.0.0", "v1.1.0"] and index["latest"] == "v1.1.0"
     assert sorted(p.name for p in (repo / "versions").iterdir()) == ["v1.0.0", "v1.1.0"]  # no temp left
 
-    (build_copy / "recipe.yaml").write_text((build_copy / "recipe.yaml").read_text() + "# changed\n")
+    other_build(build_copy)
     refused = run("push", str(build_copy), "--repo", str(repo), "--version", "v1.0.0")
     assert refused.exit_code == 2 and "already holds a different build" in refused.output
     assert "Traceback" not in refused.output
@@ -118,7 +126,7 @@ def test_hub_push_tag_pull_and_identity(hub: HubServer, build_copy: Path, tmp_pa
     assert again.exit_code == 0 and "nothing to do" in again.output
     assert hub.state.count("POST", r"/commit/") == 1 and hub.state.count("PUT", "lfs-upload") == uploads
 
-    (build_copy / "recipe.yaml").write_text((build_copy / "recipe.yaml").read_text() + "# changed\n")
+    other_build(build_copy)
     refused = run(*args)
     assert refused.exit_code == 2 and "tag v1.0.0 already holds a different build" in refused.output
     assert list(repo.tags) == ["v1.0.0"]

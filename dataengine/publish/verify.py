@@ -8,9 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataengine.manifest import ManifestError, open_manifest
+from dataengine.manifest import ManifestError, open_manifest, require_build
 from dataengine.publish import PublishError
 from dataengine.publish.files import CHECKSUMS_FILE, file_sha256, fingerprint, read_checksums
+from dataengine.publish.seal import check_build_info
 from dataengine.writers.members import members_digest
 
 
@@ -53,10 +54,7 @@ def shard_digests(tar_path: Path) -> dict[str, str]:
 
 
 def _manifest_rows(out: Path) -> list[tuple[str, str, str]]:
-    try:
-        con = open_manifest(out)
-    except ManifestError as exc:
-        raise PublishError(str(exc)) from None
+    con = open_manifest(out)
     try:
         return con.execute("SELECT shard, key, sha256 FROM samples ORDER BY shard, key").fetchall()
     finally:
@@ -78,11 +76,21 @@ def _check_checksums(out: Path, report: VerifyReport) -> None:
 
 
 def verify_build(out: Path) -> VerifyReport:
-    """Recompute every sample's hash from the shards and compare with the manifest (and with
-    ``checksums.json`` file by file when the folder has one). Problems are listed, not raised."""
+    """Recompute every sample's hash from the shards and compare with the manifest, check every file
+    against the digests sealed into ``build.json`` (and against ``checksums.json`` when the folder has
+    one). Problems are listed, not raised; a folder that is not a build raises PublishError."""
     out = Path(out)
     report = VerifyReport(out)
-    rows = _manifest_rows(out)
+    try:
+        require_build(out)
+    except ManifestError as exc:
+        raise PublishError(str(exc)) from None
+    sealed = check_build_info(out)
+    try:
+        rows = _manifest_rows(out)
+    except ManifestError as exc:  # e.g. a manifest file replaced by one that is not a manifest
+        report.problems += [*sealed, str(exc)]
+        return report
     expected: dict[str, dict[str, str]] = defaultdict(dict)
     for shard, key, sha in rows:
         expected[shard][key] = sha
@@ -111,6 +119,7 @@ def verify_build(out: Path) -> VerifyReport:
                 report.problems.append(f"shards/{name}: sample {key} is not in the manifest")
             elif actual[key] != want[key]:
                 report.problems.append(f"shards/{name}: sample {key} hash differs from the manifest")
+    report.problems += sealed
     if (out / CHECKSUMS_FILE).is_file():
         _check_checksums(out, report)
     return report
