@@ -10,6 +10,7 @@ from dataengine.commands import UserError
 
 
 def _target(repo: str) -> Path | None:
+    """The local folder ``repo`` names, None for a Hub ``ORG/NAME``; PublishError for anything else."""
     from dataengine.publish.local import local_root
 
     return local_root(repo)
@@ -74,9 +75,9 @@ def pull(repo: str, version: str, out: Path | None, endpoint: str | None) -> Non
     from dataengine.publish import PublishError
     from dataengine.publish.verify import verify_build
 
-    root = _target(repo)
-    dest = out or Path("build") / f"{(root.name if root else repo.split('/')[-1])}-{version}"
     try:
+        root = _target(repo)
+        dest = out or Path("build") / f"{(root.name if root else repo.split('/')[-1])}-{version}"
         if root is not None:
             from dataengine.publish.local import pull_local
 
