@@ -17,6 +17,7 @@ from dataengine.commands.publish import card, pull, push, verify
 from dataengine.commands.tokenizer import tokenizer
 from dataengine.commands.train import train
 from dataengine.recipe import RecipeError, load_recipe
+from dataengine.redact import install_log_redaction
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -25,6 +26,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()  # a password in an --endpoint URL must not reach the log either
 
 
 @click.group()

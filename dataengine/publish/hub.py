@@ -19,6 +19,7 @@ from dataengine.publish import PublishError
 from dataengine.publish.files import CHECKSUMS_FILE
 from dataengine.publish.local import install_verified
 from dataengine.publish.stage import check_version, stage_version
+from dataengine.redact import redact
 
 log = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
@@ -38,11 +39,12 @@ def _client(endpoint: str | None) -> Any:
 
 
 def _hub_error(repo_id: str, what: str, exc: Exception) -> PublishError:
-    """One line naming the step and the server's answer (never the request headers, so never the token)."""
+    """One line naming the step and the server's answer (never the request headers, so never the token;
+    a password in the endpoint URL is redacted)."""
     response = getattr(exc, "response", None)
     status = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return PublishError(f"{repo_id}: {what} failed ({status}): {detail}"[:400])
+    return PublishError(redact(f"{repo_id}: {what} failed ({status}): {detail}")[:400])
 
 
 def _hub_errors() -> tuple[type[Exception], ...]:
