@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from dataengine.executors.local import LocalExecutor, WorkerError
-from dataengine.executors.ray import RayExecutor
+from dataengine.executors.ray import ClusterError, RayExecutor
 
-__all__ = ["LocalExecutor", "RayExecutor", "WorkerError"]
+__all__ = ["ClusterError", "LocalExecutor", "RayExecutor", "WorkerError"]

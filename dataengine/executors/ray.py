@@ -10,9 +10,11 @@ writers — and the bytes they write — are the same as with the local executor
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from dataengine import numerics
 from dataengine.executors.local import BatchResult, run_batch
@@ -46,6 +48,51 @@ def _holds_state(stage: Stage) -> bool:
     return type(stage).setup is not Stage.setup
 
 
+class ClusterError(RecipeError):
+    """The Ray cluster given by ``--ray-address`` cannot be reached or joined; one line for the user."""
+
+
+CONNECT_TIMEOUT_S = 3.0
+_DEFAULT_PORTS = {"ray": 10001, "": 6379}  # Ray Client server; GCS of `ray start --head`
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ClusterError within ``timeout`` seconds unless something accepts TCP connections at
+    ``address`` (``host:port`` or ``ray://host:port``). ``ray.init`` would instead retry for minutes."""
+    if address == "auto" or address.startswith("local"):
+        return  # found by Ray itself, from the running local cluster
+    scheme, _, rest = address.rpartition("://")
+    try:
+        parts = urlsplit(f"//{rest}")
+        host, port = parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme, 6379)
+    except ValueError as exc:
+        raise ClusterError(f"--ray-address {address!r}: not host:port ({exc})") from None
+    if not host:
+        raise ClusterError(f"--ray-address {address!r}: no host (expected host:port or ray://host:port)")
+    target = host if scheme else _ray_host(host)
+    try:
+        with socket.create_connection((target, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        via = f" (Ray connects to {target}:{port} for it)" if target != host else ""
+        raise ClusterError(
+            f"--ray-address {address}: no Ray cluster answers at {host}:{port}{via}: {reason}"
+        ) from None
+
+
+def _ray_host(host: str) -> str:
+    """The host ``ray.init`` really connects to: it replaces a loopback address by the node's own IP."""
+    try:
+        from ray._private.services import resolve_ip_for_localhost
+    except ImportError:
+        return host
+    try:
+        return resolve_ip_for_localhost(host)
+    except Exception:  # noqa: BLE001 - Ray's lookup failing leaves the address as the user wrote it
+        return host
+
+
 class RayExecutor:
     """``ray.init()`` locally (or join ``address``), then per-stage actor pools / tasks."""
 
@@ -54,6 +101,8 @@ class RayExecutor:
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if address:
+            check_reachable(address)  # before any work starts
         self.workers = workers
         self.address = address
         self.resources = resources or ExecutorConfig()
@@ -66,15 +115,20 @@ class RayExecutor:
             raise ImportError("the Ray executor needs Ray: pip install 'ray==2.60.0'") from exc
         if ray.is_initialized():
             return False
-        ray.init(
-            address=self.address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="WARNING",
-            configure_logging=False,
-            # Workers on any node load numpy/torch/CTranslate2 with the same kernel pins as this process.
-            runtime_env={"env_vars": numerics.worker_env()},
-        )
+        try:
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="WARNING",
+                configure_logging=False,
+                # Workers on any node load numpy/torch/CTranslate2 with the same kernel pins as this process.
+                runtime_env={"env_vars": numerics.worker_env()},
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ClusterError(f"cannot start or join {where}: {first}") from None
         return True
 
     def _stage_caller(
