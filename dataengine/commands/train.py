@@ -70,6 +70,12 @@ def run(config: Path, overrides: tuple[str, ...]) -> None:
     """``tune run training/stream_finetune.py --config CONFIG [key=value …]`` in this environment."""
     if not config.is_file():
         raise UserError(f"{config}: no such config file")
+    from training.preflight import PreflightError, check_run_config
+
+    try:  # the data, tokenizer and checkpoint must be there before tune starts
+        check_run_config(config, overrides)
+    except PreflightError as exc:
+        raise UserError(str(exc)) from None
     cmd = [
         sys.executable,
         "-m",
