@@ -63,7 +63,7 @@ def test_verdicts_and_reasons(files: dict[str, str]) -> None:
         "missing",
     ]
     code, rows = run(*(files[k] for k in order))
-    assert code == 0 and [r["path"] for r in rows] == [files[k] for k in order]
+    assert code == 2 and [r["path"] for r in rows] == [files[k] for k in order]  # 2: a path is missing
     got = {k: (r["verdict"], r["reasons"]) for k, r in zip(order, rows, strict=True)}
     assert got["stereo44k.wav"] == ("keep", [])
     assert got["tel8k.flac"] == ("reject", ["bad_compression"])
@@ -91,9 +91,10 @@ def test_text_no_asr_and_token_limit(files: dict[str, str], tmp_path) -> None:
 
 def test_plain_output_and_bad_recipe(files: dict[str, str], tmp_path) -> None:
     result = CliRunner().invoke(main, ["audio-check", "--no-asr", files["tel8k.flac"], files["missing"]])
-    assert result.exit_code == 0
+    assert result.exit_code == 2
     assert "tel8k.flac: reject (bad_compression)" in result.stdout
-    assert "missing.wav: reject (unreadable): file not found" in result.stdout
+    assert "missing.wav: reject (unreadable): no such file" in result.stdout
+    assert result.stderr.strip() == f"Error: {files['missing']}: no such file"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\naudio_filters: {nope: 1}\n")
     result = CliRunner().invoke(main, ["audio-check", "--recipe", str(bad), files["tel8k.flac"]])

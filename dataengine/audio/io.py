@@ -74,6 +74,17 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     return to_mono_float32(arr), int(sr)
 
 
+def path_problem(path: Path) -> str:
+    """Why ``path`` cannot be read as an audio file, in a few words ("" when it is a regular file)."""
+    if path.is_file():
+        return ""
+    if path.is_dir():
+        return "is a folder, not an audio file"
+    if path.exists():
+        return "not a regular file"
+    return "no such file"
+
+
 def read_audio_file(
     path: str | Path, target_sr: int = AUDIO_SAMPLE_RATE
 ) -> tuple[np.ndarray, dict[str, int]]:
@@ -84,7 +95,7 @@ def read_audio_file(
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError("file not found")
+        raise ValueError(path_problem(path))
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         channels = data.shape[1]

@@ -48,15 +48,21 @@ def audio_check(
     Reasons: bad_compression, noise, non_speech, clipping, silence, too_short, too_long,
     too_many_sound_tokens, asr_mismatch, unreadable. The ASR check runs when a transcript is given
     (--text or FILE.txt) with the recipe's asr.model (tiny.en when the recipe has none). Exit code 0
-    when every file was checked.
+    when every file was checked; 2 when a FILE does not exist or is not a file (its row says why).
     """
     from dataengine.audio.check import AudioChecker
+    from dataengine.audio.io import path_problem
 
     recipe = _recipe(recipe_path)
     checker = AudioChecker(recipe, asr=not no_asr)
+    not_files = [(path, path_problem(path)) for path in files if path_problem(path)]
     for path in files:
         result = checker.check(path, _transcript(path, text))
         click.echo(json.dumps(result, ensure_ascii=False) if as_json else _line(result))
+    if not_files:
+        path, problem = not_files[0]
+        more = f" (and {len(not_files) - 1} more)" if len(not_files) > 1 else ""
+        raise UserError(f"{path}: {problem}{more}")
 
 
 def _line(result: dict) -> str:

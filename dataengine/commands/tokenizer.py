@@ -88,16 +88,16 @@ def tokenizer_encode(
     """Print the WhisperVQ codes of audio FILEs (any rate/channels soundfile reads; resampled to 16 kHz)."""
     import json
 
-    from dataengine.audio.io import load_audio
+    from dataengine.audio.io import read_audio_file
     from dataengine.formatting import sound_string
     from dataengine.sample import AUDIO_SAMPLE_RATE
 
     audios = []
     for path in files:
-        try:
-            audios.append(load_audio(path, AUDIO_SAMPLE_RATE))
+        try:  # audio-check's reader: missing files, undecodable data, NaN/inf samples are one line
+            audios.append(read_audio_file(path, AUDIO_SAMPLE_RATE)[0])
         except ValueError as exc:
-            raise UserError(str(exc).splitlines()[0]) from None
+            raise UserError(f"{path}: {str(exc).splitlines()[0]}") from None
         if len(audios[-1]) <= 200:
             raise UserError(f"{path}: too short to encode ({len(audios[-1])} samples at 16 kHz)")
     model = _load(checkpoint, whisper, device, dtype)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -273,6 +275,32 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
+def _read_checkpoint(path: Path, ref: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
+    """``config``, ``tunables`` and ``state_dict`` of a WhisperSpeech ``save_model`` file, loaded with
+    ``weights_only=True`` (never arbitrary pickles); any other file is one line, naming no unsafe workaround
+    (torch's own message recommends ``weights_only=False`` over six lines)."""
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it all
+            warnings.simplefilter("ignore")
+            spec = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise TokenizerError(
+            f"{ref}: not a WhisperVQ checkpoint (not a PyTorch file of plain tensors; "
+            "files holding other Python objects are refused)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing error
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise TokenizerError(
+            f"{ref}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first})"
+        ) from None
+    if not isinstance(spec, dict) or "config" not in spec or "state_dict" not in spec:
+        raise TokenizerError(f"{ref}: not a WhisperVQ checkpoint (no 'config' and 'state_dict' entries)")
+    try:
+        return dict(spec["config"]), dict(spec.get("tunables") or {}), spec["state_dict"]
+    except (TypeError, ValueError) as exc:
+        raise TokenizerError(f"{ref}: not a WhisperVQ checkpoint ({type(exc).__name__}: {exc})") from None
+
+
 def load_whispervq(
     ref: str = "default", whisper: str | None = None, device: str = "cpu", dtype: str = "float32"
 ) -> WhisperVQ:
@@ -285,11 +313,7 @@ def load_whispervq(
         raise TokenizerError(f"tokenizer dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     target = resolve_device(device)
     path = _resolve_checkpoint(ref)
-    try:
-        spec = torch.load(path, map_location="cpu", weights_only=True)
-        config, tunables, state = dict(spec["config"]), dict(spec.get("tunables") or {}), spec["state_dict"]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing error
-        raise TokenizerError(f"{ref}: not a WhisperVQ checkpoint ({type(exc).__name__}: {exc})") from None
+    config, tunables, state = _read_checkpoint(path, ref)
     whisper_path = _resolve_whisper(whisper or config.get("whisper_model_name"), ref)
     encoder = load_whisper_encoder(whisper_path)
     whisper_name = whisper or config.get("whisper_model_name")
