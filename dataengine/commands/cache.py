@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -25,9 +26,15 @@ def _seconds(text: str) -> float:
 @click.pass_context
 def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
     """The content-addressed cache of per-sample stage results."""
-    from dataengine.cache import StageCache
+    from dataengine.cache import StageCache, cache_root
 
-    ctx.obj = StageCache(cache_dir)
+    root = cache_dir or cache_root()
+    for path in (root, root / "stages"):
+        if path.exists() and not path.is_dir():
+            env = os.environ.get("DATAENGINE_CACHE")
+            source = "--cache-dir" if cache_dir else "$DATAENGINE_CACHE" if env else "default location"
+            raise UserError(f"{path}: not a folder, so not a stage cache ({source})")
+    ctx.obj = StageCache(root)
 
 
 @cache_group.command("stats")
