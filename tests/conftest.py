@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from build_facts import ManifestFacts, manifest_facts
 
 from dataengine.cache import StageCache
 from dataengine.pipeline import BuildSummary, build
@@ -47,3 +48,9 @@ def small_build(tmp_path_factory: pytest.TempPathFactory, small_recipe: Recipe) 
 @pytest.fixture(scope="session")
 def small_build_dir(small_build: BuildSummary) -> Path:
     return small_build.out
+
+
+@pytest.fixture(scope="session")
+def small_facts(small_build_dir: Path) -> ManifestFacts:
+    """The shared small build's kept count, ids and shards (its ``limit`` is 14 source rows, not 14 kept)."""
+    return manifest_facts(small_build_dir)

@@ -126,15 +126,26 @@ def test_kill_9_during_the_build_then_resume_gives_identical_bytes(
     cache_dir, out = tmp_path / "cache", tmp_path / "out"
     command = [sys.executable, "-m", "dataengine.cli", "build", str(recipe_file), "--out", str(out)]
     command += ["--cache-dir", str(cache_dir), "--no-progress"]
+
+    def tts_entries() -> int:
+        return len(list((cache_dir / "stages" / "tts").rglob("*.pkl")))
+
     for wanted_tts_entries in (3, 9):  # killed during TTS, then again after some encoding
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = tmp_path / f"killed-{wanted_tts_entries}.log"
+        before = entries = tts_entries()
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
-            if len(list((cache_dir / "stages" / "tts").rglob("*.pkl"))) >= wanted_tts_entries:
+            entries = tts_entries()
+            if entries >= wanted_tts_entries:
                 break
             time.sleep(0.05)
+        running = process.poll() is None  # not finished, not crashed: the kill below is what ends it
         process.send_signal(signal.SIGKILL)
         process.wait()
+        assert running and process.returncode == -signal.SIGKILL, log.read_text(errors="replace")[-2000:]
+        assert entries >= wanted_tts_entries > before  # the cache held this run's work when it was killed
         assert not (out / "manifest").exists()  # nothing half-written is visible
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from build_facts import ManifestFacts
 from click.testing import CliRunner
 
 from dataengine.cli import main
@@ -22,16 +23,28 @@ def carded(small_build_dir: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_card_content_matches_the_manifest(carded: Path) -> None:
+def table_rows(text: str, header: str) -> list[str]:
+    """The body rows of the Markdown table whose header line is ``header``."""
+    lines = text.splitlines()
+    start = lines.index(header) + 2  # past the header and its |---| line
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_card_content_matches_the_manifest(carded: Path, small_facts: ManifestFacts) -> None:
     text = (carded / "README.md").read_text()
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["configs"][0]["data_files"] == [{"split": "train", "path": "shards/train-*.tar"}]
     features = {f["name"]: f for f in header["dataset_info"]["features"]}
     assert features["flac"]["dtype"] == "binary" and features["tokens.npy"]["list"] == "int16"
     stats = manifest_stats(carded)
-    assert stats["kept"] == 14 and f"**{stats['kept']} samples**" in text
-    for task, n in stats["tasks"]:
-        assert f"| {task} | {n} |" in text
+    assert stats["kept"] == small_facts.kept and f"**{small_facts.kept} samples**" in text
+    # the task table holds exactly the counts a DuckDB query of the manifest gives, one row per task
+    assert len(small_facts.tasks) == 2 and sum(small_facts.tasks.values()) == small_facts.kept
+    want = [f"| {task} | {n} |" for task, n in sorted(small_facts.tasks.items())]
+    assert table_rows(text, "| task | samples |") == want
+    split_row = f"| train | {small_facts.kept} | {len(small_facts.shards)} |"
+    assert table_rows(text, "| split | samples | shards |") == [split_row]
     assert "min_snr_db=10.0" in text and "`default`" in text  # thresholds and tokenizer checkpoint
     assert "BSD-3-Clause" in text and "CC0" in text and "GPL-3.0" in text and "MIT" in text
     assert 'load_dataset("org/small", revision="v1.2.3"' in text and "tune run" in text
@@ -58,16 +71,16 @@ def test_card_is_deterministic(carded: Path) -> None:
 
 
 def test_load_dataset_from_a_local_folder(
-    carded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    carded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_facts: ManifestFacts
 ) -> None:
     import datasets
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     ds = datasets.load_dataset(str(carded), split="train", cache_dir=str(tmp_path / "cache"))
-    assert len(ds) == 14
+    assert len(ds) == small_facts.kept
     assert ds.features["flac"] == datasets.Value("binary")
     row = ds[0]
-    assert row["json"]["id"] == "chatterbot-ai-0000" and row["json"]["conversations"][0]["role"] == "user"
+    assert row["json"]["id"] == small_facts.ids[0] and row["json"]["conversations"][0]["role"] == "user"
     assert len(row["tokens.npy"]) == row["json"]["n_sound_tokens"] and isinstance(row["flac"], bytes)
 
 

@@ -1,5 +1,3 @@
-from collections import Counter
-
 import numpy as np
 import pytest
 
@@ -21,11 +19,26 @@ def test_sound_string_is_ichigo_layout_and_round_trips() -> None:
     assert parse_sound_string(sound_string([])).tolist() == []
 
 
-@pytest.mark.parametrize(("ratio", "n"), [(0.7, 1000), (0.7, 10), (0.25, 400), (1.0, 50), (0.0, 50)])
-def test_mix_is_exact_per_block(ratio: float, n: int) -> None:
+@pytest.mark.parametrize(
+    ("ratio", "k", "block", "n"),
+    [(0.7, 7, 10, 1003), (0.7, 7, 10, 10), (0.7, 7, 10, 6), (0.25, 1, 4, 402), (0.33, 33, 100, 250)]
+    + [(1.0, 1, 1, 50), (0.0, 0, 1, 50)],
+)
+def test_mix_is_exact_per_block(ratio: float, k: int, block: int, n: int) -> None:
+    """Every consecutive block of ``block`` kept samples holds exactly ``k`` instructions (the fraction
+    written by hand), and a partial last block holds what some full block could start with."""
     mixer = TaskMixer(ratio, seed=3)
     tasks = [mixer.next_task() for _ in range(n)]
-    assert Counter(tasks)[INSTRUCTION] == round(ratio * n)
+    assert set(tasks) <= {INSTRUCTION, TRANSCRIPTION}
+    blocks = [tasks[start : start + block] for start in range(0, n, block)]
+    full, tail = (blocks, []) if n % block == 0 else (blocks[:-1], blocks[-1])
+    for number, part in enumerate(full):
+        assert part.count(INSTRUCTION) == k, f"block {number}: {part}"
+    if tail:  # the first m of a block: at most k instructions, at most block - k transcriptions
+        m = len(tail)
+        assert max(0, k - (block - m)) <= tail.count(INSTRUCTION) <= min(k, m), tail
+    if 0 < k < block and len(full) >= 10:  # placed by a seeded shuffle, not one fixed pattern
+        assert len({tuple(part) for part in full}) > 1
 
 
 def test_mix_is_seeded() -> None:

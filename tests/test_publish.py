@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import huggingface_hub.constants as hf_constants
 import pytest
+from build_facts import ManifestFacts
 from click.testing import CliRunner
 from hub_server import HubServer
 
@@ -52,13 +55,17 @@ def other_build(out: Path) -> None:
     write_build_info(out, {k: v for k, v in info.items() if k not in ("files", "seal")})
 
 
-def test_verify_passes_and_catches_tampering(build_copy: Path) -> None:
+def test_verify_passes_and_catches_tampering(build_copy: Path, small_facts: ManifestFacts) -> None:
     result = run("verify", str(build_copy))
     assert result.exit_code == 0, result.output
-    assert "14 samples in 3 shard(s) match the manifest" in result.output
+    n, shards = small_facts.kept, len(small_facts.shards)
+    assert f"{n} samples in {shards} shard(s) match the manifest" in result.output
     shard = build_copy / "shards" / "train-000001.tar"
+    with tarfile.open(shard) as tar:
+        second = tar.getmembers()[1]
+    assert second.size > 20
     data = bytearray(shard.read_bytes())
-    data[1024 + 600] ^= 0xFF  # a byte inside the second member's payload
+    data[second.offset_data + 10] ^= 0xFF  # a byte inside the second member's payload
     shard.write_bytes(bytes(data))
     report = verify_build(build_copy)
     assert not report.ok and "hash differs from the manifest" in report.problems[0]
@@ -74,7 +81,7 @@ def test_verify_not_a_build(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a dataengine build" in result.output
 
 
-def test_local_push_pull_roundtrip(build_copy: Path, tmp_path: Path) -> None:
+def test_local_push_pull_roundtrip(build_copy: Path, tmp_path: Path, small_facts: ManifestFacts) -> None:
     repo = tmp_path / "repo"
     first = run("push", str(build_copy), "--repo", f"file://{repo}", "--version", "v1.0.0")
     assert first.exit_code == 0 and "published v1.0.0" in first.output, first.output
@@ -93,7 +100,7 @@ def test_local_push_pull_roundtrip(build_copy: Path, tmp_path: Path) -> None:
     dest = tmp_path / "pulled"
     pulled = run("pull", f"file://{repo}", "--version", "v1.0.0", "--out", str(dest))
     assert pulled.exit_code == 0 and "match the manifest" in pulled.output, pulled.output
-    for rel in ["manifest/samples.parquet", "shards/train-000000.tar", "shards/train-000002.tar"]:
+    for rel in ["manifest/samples.parquet", *(f"shards/{name}" for name in small_facts.shards)]:
         assert (dest / rel).read_bytes() == (build_copy / rel).read_bytes()
     assert (dest / "README.md").read_text().startswith("---\n") and (dest / "plots").is_dir()
     missing = run("pull", str(repo), "--version", "v9.9.9", "--out", str(tmp_path / "x"))
@@ -109,14 +116,17 @@ def test_interrupted_local_push_leaves_no_version(build_copy: Path, tmp_path: Pa
     assert verify_build(repo / "versions" / "v1.0.0").ok
 
 
-def test_hub_push_tag_pull_and_identity(hub: HubServer, build_copy: Path, tmp_path: Path) -> None:
+def test_hub_push_tag_pull_and_identity(
+    hub: HubServer, build_copy: Path, tmp_path: Path, small_facts: ManifestFacts
+) -> None:
     args = ["push", str(build_copy), "--repo", "org/small", "--version", "v1.0.0", "--endpoint", hub.url]
     first = run(*args)
     assert first.exit_code == 0 and "published org/small@v1.0.0" in first.output, first.output
     repo = hub.state.repos["org/small"]
     assert list(repo.tags) == ["v1.0.0"] and repo.tags["v1.0.0"] == repo.branches["main"]
     tree = repo.commits[repo.tags["v1.0.0"]]
-    assert {"README.md", "checksums.json", "manifest/samples.parquet", "shards/train-000002.tar"} <= set(tree)
+    last_shard = f"shards/{small_facts.shards[-1]}"
+    assert {"README.md", "checksums.json", "manifest/samples.parquet", last_shard} <= set(tree)
     assert tree["shards/train-000000.tar"].data == (build_copy / "shards/train-000000.tar").read_bytes()
     assert tree["shards/train-000000.tar"].lfs and not tree["README.md"].lfs
     assert hub.state.count("POST", r"/commit/") == 1  # one commit for the whole version
@@ -198,7 +208,9 @@ def test_token_never_leaks(hub: HubServer, build_copy: Path, tmp_path: Path, cap
     assert hub.state.count("POST", "/commit/") >= 1
 
 
-def test_load_dataset_from_the_hub_server(hub: HubServer, build_copy: Path, tmp_path: Path) -> None:
+def test_load_dataset_from_the_hub_server(
+    hub: HubServer, build_copy: Path, tmp_path: Path, small_facts: ManifestFacts
+) -> None:
     args = ["push", str(build_copy), "--repo", "org/load", "--version", "v1.0.0", "--endpoint", hub.url]
     assert run(*args).exit_code == 0
     code = (
@@ -216,8 +228,10 @@ def test_load_dataset_from_the_hub_server(hub: HubServer, build_copy: Path, tmp_
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     n, first_id, tokens, flac_type = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert n == 14 and first_id == "chatterbot-ai-0000" and len(tokens) == 3 and flac_type == "bytes"
-    assert hub.state.count("GET", r"/resolve/[0-9a-f]{40}/shards/train-000002.tar") >= 1
+    assert n == small_facts.kept and first_id == small_facts.ids[0]
+    assert len(tokens) == 3 and flac_type == "bytes"
+    last_shard = re.escape(small_facts.shards[-1])
+    assert hub.state.count("GET", rf"/resolve/[0-9a-f]{{40}}/shards/{last_shard}") >= 1
 
 
 def test_hub_server_refuses_malformed_requests(hub: HubServer) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from build_facts import ManifestFacts
 from torchtune.data import Message
 from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS, Llama3Tokenizer
 from training_fixtures import tiny_dir, tiny_tokenizer
@@ -37,10 +38,13 @@ def test_codes_and_string_form_encode_to_the_same_single_ids() -> None:
     assert tok.encode(text, False, False) == tok.encode("Transcribe this.\n", False, False) + ids
 
 
-def test_every_built_sample_tokenizes_like_torchtune_on_its_string_form(small_build_dir: Path) -> None:
+def test_every_built_sample_tokenizes_like_torchtune_on_its_string_form(
+    small_build_dir: Path, small_facts: ManifestFacts
+) -> None:
     tok = tiny_tokenizer()
     samples = [decode_sample(raw) for url in resolve_shards(small_build_dir) for raw in iter_raw_samples(url)]
-    assert len(samples) == 14 and {s.task for s in samples} == {"instruction", "transcription"}
+    assert [s.id for s in samples] == small_facts.ids
+    assert {s.task for s in samples} == {"instruction", "transcription"}
     for sample in samples:
         user, assistant = (m.content for m in sample.conversations)
         messages = [Message("user", user, masked=True), Message("assistant", assistant, masked=False)]
