@@ -7,7 +7,8 @@ kill this process with SIGKILL, as ``kill -9`` or the OOM killer would: no clean
 - ``shard_closed``: a shard was just renamed into place (between shards);
 - ``manifest``: the first manifest file is written, the second is not (while writing the manifest);
 - ``publish``: the old build is half removed / the new one half moved in (while publishing);
-- ``push_copy``: a file of a version was copied into a local push's staging folder (``push`` to a folder).
+- ``push_copy``: a file of a version was copied into a local push's staging folder (``push`` to a folder);
+- ``train_step``: a training step (and the checkpoint due after it) is done (``training.stream_finetune``).
 """
 
 from __future__ import annotations

@@ -83,11 +83,27 @@ def test_encode_errors_are_one_line_exit_2(
         main, ["tokenizer", "encode", str(wavs["a"]), "--checkpoint", str(tmp_path / "x.pt")]
     )
     assert bad_ckpt.exit_code == 2 and "no such file" in bad_ckpt.output
-    no_cuda = runner.invoke(
-        main, ["tokenizer", "encode", str(wavs["a"]), "--device", "cuda", "--checkpoint", str(vq_path)]
-    )
-    if not torch.cuda.is_available():
-        assert no_cuda.exit_code == 2 and "sees no CUDA device" in no_cuda.output
+
+
+def test_device_cuda_encodes_on_a_gpu_or_is_a_one_line_error(
+    tiny: tuple[Path, Path], wavs: dict[str, Path]
+) -> None:
+    """Asserts on both kinds of machine: with a GPU the encoder runs there and gives the CPU's codes up
+    to near-tie frames (as the bf16 path: README, "Batches, devices, precision"); without one, exit 2."""
+    vq_path, _ = tiny
+    runner = CliRunner()
+    args = ["tokenizer", "encode", str(wavs["a"]), "--checkpoint", str(vq_path), "--device"]
+    on_cuda = runner.invoke(main, [*args, "cuda"])
+    if torch.cuda.is_available():
+        assert on_cuda.exit_code == 0, on_cuda.output
+        assert load_whispervq(str(vq_path), device="cuda").device.type == "cuda"
+        on_cpu = runner.invoke(main, [*args, "cpu"])
+        gpu, cpu = (np.array(r.output.split("\t")[1].split(), dtype=np.int64) for r in (on_cuda, on_cpu))
+        assert gpu.shape == cpu.shape == (50,) and np.mean(gpu == cpu) > 0.9
+    else:
+        assert on_cuda.exit_code == 2, on_cuda.output
+        line = on_cuda.output.strip()
+        assert "\n" not in line and "tokenizer device 'cuda'" in line and "sees no CUDA device" in line
 
 
 def test_info_lists_presets_and_describes_a_checkpoint(tiny: tuple[Path, Path]) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from build_facts import ManifestFacts
 from click.testing import CliRunner
 from omegaconf import OmegaConf
 from torchtune import config
@@ -42,7 +44,7 @@ def logged_losses(out: Path) -> list[float]:
 
 @pytest.mark.slow
 def test_train_run_trains_the_tiny_model_from_the_shards_and_the_loss_falls(
-    small_build_dir: Path, tmp_path: Path
+    small_build_dir: Path, tmp_path: Path, small_facts: ManifestFacts
 ) -> None:
     """The product path: ``dataengine train init-tiny`` then ``dataengine train run`` (= ``tune run``)."""
     tiny, out = tmp_path / "tiny", tmp_path / "run"
@@ -69,7 +71,7 @@ def test_train_run_trains_the_tiny_model_from_the_shards_and_the_loss_falls(
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
     assert (out / "epoch_30" / "model-00001-of-00001.bin").is_file()
     trained = [i for _, ids in step_ids(out) for i in ids]
-    assert set(trained) <= {f"chatterbot-ai-{n:04d}" for n in range(14)} and len(trained) > 14  # > 1 epoch
+    assert set(trained) == set(small_facts.ids) and len(trained) > small_facts.kept  # > 1 epoch
 
 
 def test_train_run_and_init_tiny_bad_input_exit_2(tmp_path: Path) -> None:
@@ -87,12 +89,28 @@ def test_train_run_and_init_tiny_bad_input_exit_2(tmp_path: Path) -> None:
 def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
     small_build_dir: Path, tmp_path: Path
 ) -> None:
+    """SIGKILLed after step 6 (checkpoints every 4 steps: the step-4 one is on disk, steps 5-6 are lost),
+    then resumed: it trains steps 5-10 on exactly the samples of an uninterrupted run, to the same weights."""
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run(tiny_cfg(small_build_dir, whole, max_steps=10, save_every_n_steps=10))
-    run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=10, stop_after_steps=6))
-    assert [s for s, _ in step_ids(parts)] == list(range(1, 7))  # "killed" after the step-6 checkpoint
-    run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=10, resume_from_checkpoint=True))
-    assert step_ids(parts) == step_ids(whole)
+    run(tiny_cfg(small_build_dir, whole, max_steps=10, save_every_n_steps=4))
+    cfg = OmegaConf.to_container(
+        tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=4), resolve=True
+    )
+    code = "import json, sys; from training.stream_finetune import run; run(json.loads(sys.argv[1]))"
+    env = {**os.environ, "DATAENGINE_CRASH_AT": "train_step:6"}  # kill -9 itself after step 6
+    killed = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert [s for s, _ in step_ids(parts)] == list(range(1, 7))  # it trained past its checkpoint
+    assert sorted(p.name for p in parts.glob("epoch_*")) == ["epoch_4"]
+    run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=4, resume_from_checkpoint=True))
+    assert step_ids(parts) == step_ids(whole)  # steps 5 and 6 again, on the same samples, recorded once
     final = [
         torch.load(d / "epoch_10" / "model-00001-of-00001.bin", weights_only=True) for d in (whole, parts)
     ]

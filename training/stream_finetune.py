@@ -13,6 +13,7 @@ recipe state. Edit this file rather than subclassing it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from torchtune import config, modules, training, utils
 from torchtune.training.checkpointing._utils import get_largest_iter_folder
 from torchtune.training.lr_schedulers import get_lr
 
+from dataengine.crashpoints import crash_point
 from training.loader import StreamingLoader
 
 log = utils.get_logger("INFO")
@@ -187,6 +189,8 @@ class StreamFinetuneRecipe:
 
     def train(self) -> None:
         ids_file = self.output_dir / f"sample_ids.rank{self.rank}.jsonl" if self.record_sample_ids else None
+        if ids_file is not None and self.resume:
+            keep_steps_up_to(ids_file, self.global_step)
         stop_at = min(self.max_steps, int(self.stop_after_steps or self.max_steps))
         running_loss, num_tokens, micro, t0 = 0.0, 0, 0, time.perf_counter()
         self.optimizer.zero_grad()
@@ -240,12 +244,30 @@ class StreamFinetuneRecipe:
             running_loss, num_tokens, t0 = 0.0, 0, time.perf_counter()
             if self.global_step % self.save_every == 0 or self.global_step == stop_at:
                 self.save_checkpoint()
+            crash_point("train_step")
 
     def cleanup(self) -> None:
         if self.metric_logger is not None:
             self.metric_logger.close()
         if self.distributed:
             torch.distributed.destroy_process_group()
+
+
+def keep_steps_up_to(ids_file: Path, step: int) -> None:
+    """On resume from ``step``: drop the sample-id records of later steps (a killed run trained past its
+    last checkpoint; the resumed run trains those steps again) and a last line the kill cut short."""
+    if not ids_file.is_file():
+        return
+    tmp = ids_file.with_name(f".{ids_file.name}.tmp")
+    with ids_file.open(encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as dst:
+        for line in src:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # only the last line can be cut short, by the kill
+            if record["step"] <= step:
+                dst.write(line if line.endswith("\n") else line + "\n")
+    os.replace(tmp, ids_file)
 
 
 def _launched_by_torchrun() -> bool:
