@@ -175,6 +175,14 @@ def test_decide_takes_first_failing_reason(changes: dict[str, float], verdict: t
     assert strict.decide(metrics) == (verdict or ("noise", metrics["snr_db"]))  # its own thresholds
 
 
+def test_silence_is_not_a_second_reason_for_non_speech() -> None:
+    metrics = {**CLEAN_METRICS, "speech_fraction": 0.1, "silence_fraction": 0.95}
+    assert failing_reasons(metrics, AudioFilterConfig()) == [("non_speech", 0.1)]
+    assert failing_reasons({**CLEAN_METRICS, "silence_fraction": 0.95}, AudioFilterConfig()) == [
+        ("silence", 0.95)
+    ]
+
+
 def test_narrow_band_speech_fails_compression_before_noise() -> None:
     strict = AudioFilterConfig(min_snr_db=1000.0, min_level_snr_db=1000.0)  # nothing passes the noise check
     metrics, reasons = check_audio(through_8k(speech()), strict)
