@@ -5,11 +5,12 @@ Validation errors become :class:`RecipeError`, one line naming the file and the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from dataengine.tokenizer.presets import PRESETS
 
@@ -18,8 +19,26 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line for the user."""
 
 
+class SettingError(RecipeError):
+    """A setting that fails a check made when a build starts (a voice, model, file or device that cannot be
+    used). The message names the key; the command line adds the recipe file in front."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already gives real ints, floats and bools; ``seed: true`` or ``keep_audio: 1`` is a
+    # mistake to report, not a value to coerce (ints still count as floats)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+LaxPath = Annotated[Path, Strict(False)]
+"""A path field: YAML gives it as text."""
+
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+"""A recipe name is one plain folder name (``build/<name>``): no separator, no leading dot, so not ``..``."""
 
 
 class ChatterbotSource(_Section):
@@ -30,7 +49,7 @@ class ChatterbotSource(_Section):
 
 class FilesSource(_Section):
     kind: Literal["files"]
-    paths: list[Path] = Field(min_length=1)
+    paths: list[LaxPath] = Field(min_length=1)
     prompt_column: str = "prompt"
     response_column: str = "response"
     id_column: str | None = None
@@ -206,7 +225,8 @@ class ExecutorConfig(_Section):
 
 
 class Recipe(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+    """Also the default output folder, ``build/<name>``: a plain name (see :data:`PLAIN_NAME`)."""
     seed: int = 0
     limit: int | None = Field(None, ge=1)
     source: SourceConfig = Field(default_factory=ChatterbotSource)
@@ -219,6 +239,15 @@ class Recipe(_Section):
     shards: ShardConfig = Field(default_factory=ShardConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not PLAIN_NAME.match(name):
+            raise ValueError(
+                "must be a plain folder name (letters, digits, '_', '-', '.'; not starting with '.')"
+            )
+        return name
+
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with top-level fields replaced (re-validated)."""
         return Recipe.model_validate({**self.model_dump(), **changes})
@@ -230,12 +259,32 @@ class Recipe(_Section):
 def _format_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "required key is missing"
+    elif first["type"].endswith("_type") and not isinstance(first.get("input"), dict | list):
+        msg = f"{msg} (got {first['input']!r})"
     return f"{path}: {key}: {msg}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: SafeLoader's own error names it
+                continue
+            if repeated:
+                line = key_node.start_mark.line + 1
+                raise RecipeError(f"duplicate key {key!r} (line {line}): give each key once")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -244,26 +293,31 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise RecipeError(f"{path}: not valid YAML: {first_line}") from None
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of keys")
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise RecipeError(_format_error(path, exc)) from None
-    return _resolve_paths(recipe, path.parent)
+    return _resolve_paths(recipe, path)
 
 
-def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
+def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
+    """Relative paths against the recipe's folder; a missing file names the recipe file and the key."""
+    base = recipe_path.parent
     source = recipe.source
     if isinstance(source, FilesSource):
         paths = [p if p.is_absolute() else (base / p) for p in source.paths]
-        for p in paths:
+        for n, p in enumerate(paths):
             if not p.is_file():
-                raise RecipeError(f"{base}: source.paths: file not found: {p}")
+                problem = "not a file" if p.exists() else "file not found"
+                raise RecipeError(f"{recipe_path}: source.paths.{n}: {problem}: {p}")
         source = source.model_copy(update={"paths": paths})
     tok = recipe.tokenizer
     ckpt = tok.checkpoint
@@ -272,6 +326,6 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
     elif ":" not in ckpt and not Path(ckpt).is_absolute():
         ckpt = str(base / ckpt)
     if ckpt not in PRESETS and ":" not in ckpt and not Path(ckpt).is_file():
-        raise RecipeError(f"{base}: tokenizer.checkpoint: file not found: {ckpt}")
+        raise RecipeError(f"{recipe_path}: tokenizer.checkpoint: file not found: {ckpt}")
     tok = tok.model_copy(update={"checkpoint": ckpt})
     return recipe.model_copy(update={"source": source, "tokenizer": tok})
