@@ -60,11 +60,31 @@ class CacheStats:
     by_stage: dict[str, tuple[int, int]]
 
 
+class CacheError(ValueError):
+    """The cache folder cannot be used (a file, read-only); one line for the user."""
+
+
 class StageCache:
     """Files under ``root/stages/<stage>/<key[:2]>/<key>.pkl`` (pickles this tool wrote itself)."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or cache_root()) / "stages"
+
+    def check(self) -> None:
+        """Create the cache folder if needed and write (and remove) a probe file in it, so a cache that is
+        a file or read-only fails before a build starts rather than at its first stored result."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe.{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            blocker = next((p for p in (self.root, *self.root.parents) if p.exists()), self.root)
+            if blocker.exists() and not blocker.is_dir():
+                reason = f"{blocker} is a file, not a folder"
+            else:
+                reason = exc.strerror or type(exc).__name__
+            raise CacheError(f"cache folder {self.root.parent}: not writable ({reason})") from None
 
     def key(self, fingerprint: str, sample: Sample, reads: tuple[str, ...]) -> str:
         digest = hashlib.sha256(fingerprint.encode())
@@ -139,6 +159,9 @@ class CachedStage(Stage):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_ready": False}
 
+    def check(self) -> None:
+        self.inner.check()
+
     def setup(self) -> None:
         """Nothing yet: the wrapped stage loads its model at the first miss (a rebuild may have none)."""
 
@@ -165,7 +188,7 @@ class CachedStage(Stage):
         before = {id(s): dict(s.metrics) for s in misses}
         if misses:
             if not self._ready:
-                self.inner.setup()
+                self.inner.start()
                 self._ready = True
             self.inner.process(misses)
         for sample in misses:

@@ -16,8 +16,30 @@ from dataengine.commands.numerics import numerics as numerics_group
 from dataengine.commands.publish import card, pull, push, verify
 from dataengine.commands.tokenizer import tokenizer
 from dataengine.commands.train import train
-from dataengine.recipe import RecipeError, load_recipe
+from dataengine.recipe import RecipeError, SettingError, load_recipe
 from dataengine.redact import install_log_redaction
+
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C: 128 + SIGINT, what a shell reports for a process the signal ended."""
+NOTHING_KEPT_EXIT = 3
+"""Exit code of a build that finished but kept no sample (its manifest of rejects is written)."""
+
+
+class _Main(click.Group):
+    """The root command: Ctrl-C while a command runs is one line on stderr and exit code 130."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted (Ctrl-C)", err=True)
+            ctx.exit(INTERRUPTED_EXIT)
+
+
+class NothingKept(click.ClickException):
+    """The build finished but kept no sample: loud, and a non-zero exit so scripts and DVC stop."""
+
+    exit_code = NOTHING_KEPT_EXIT
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -27,9 +49,11 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     install_log_redaction()  # a password in an --endpoint URL must not reach the log either
+    if not verbose:  # torch logs cache statistics at exit when its own logging set-up has not run yet
+        logging.getLogger("torch").setLevel(logging.WARNING)
 
 
-@click.group()
+@click.group(cls=_Main)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.version_option(package_name="dataengine")
 def main(verbose: bool) -> None:
@@ -91,10 +115,11 @@ def build(
             numerics_pins.use_native()  # before anything below loads numpy, torch or CTranslate2
         except RuntimeError as exc:
             raise UserError(str(exc)) from None
-    from dataengine.cache import StageCache
+    from dataengine.cache import CacheError, StageCache
     from dataengine.executors import RayExecutor, WorkerError
     from dataengine.pipeline import OutputError
     from dataengine.pipeline import build as run_build
+    from dataengine.stage import StageError
 
     try:
         recipe = load_recipe(recipe_path)
@@ -108,11 +133,26 @@ def build(
         summary = run_build(
             recipe, out, workers=workers, progress=not no_progress, cache=cache, executor=runner
         )
-    except (RecipeError, OutputError) as exc:
+    except (SettingError, StageError) as exc:  # found as the build starts: name the recipe file too
+        raise UserError(f"{recipe_path}: {exc}") from None
+    except (RecipeError, OutputError, CacheError) as exc:
         raise UserError(str(exc)) from None
     except WorkerError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_format_summary(summary))
+    if summary.kept == 0:
+        raise NothingKept(_nothing_kept(summary))
+
+
+def _nothing_kept(summary) -> str:  # noqa: ANN001 - BuildSummary, imported lazily
+    rejected = sum(summary.rejected.values())
+    if rejected == 0:
+        return f"the build kept no sample: the source gave no rows (built {summary.out} empty)"
+    top = ", ".join(f"{reason} {n}" for reason, n in summary.rejected.most_common(3))
+    return (
+        f"the build kept no sample: all {rejected} rejected ({top}); see "
+        f'`dataengine query {summary.out} "select stage, reason, count(*) from rejects group by all"`'
+    )
 
 
 def _format_summary(summary) -> str:  # noqa: ANN001 - BuildSummary, imported lazily

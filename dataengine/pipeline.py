@@ -6,12 +6,13 @@ in this process in source order, so the output bytes do not depend on how the wo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -23,13 +24,14 @@ from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage
 from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
 from dataengine.cache import CachedStage, StageCache
 from dataengine.crashpoints import crash_point
+from dataengine.errors import one_line
 from dataengine.executors import LocalExecutor, RayExecutor
 from dataengine.formatting import TaskMixer, format_sample
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
-from dataengine.recipe import Recipe, RecipeError
+from dataengine.recipe import Recipe, SettingError
 from dataengine.sample import Sample
-from dataengine.sources import iter_source
+from dataengine.sources import check_source, iter_source
 from dataengine.stage import Stage, StageStats
 from dataengine.text.filters import TextFilter
 from dataengine.tokenizer.stage import TokenizerStage
@@ -46,6 +48,12 @@ BATCHES_PER_WORKER = 32
 OUTPUT_PARTS = ("shards", "manifest", "recipe.yaml", "build.json", "README.md", "plots", "checksums.json")
 STAGING = ".partial"
 """The build is written here inside OUT and moved into place only when complete."""
+OWNER_MARK = ".dataengine-build"
+"""Written into OUT when a build first claims it and kept there: only a folder holding it (or a build's
+``build.json``) is ever replaced, so a folder of the user's own files is never wiped."""
+STAGING_MARK = ".dataengine-staging"
+"""Inside the staging folder: only a staging folder holding it is removed."""
+_OWNER_INFO = {"owner": "dataengine", "note": "written by `dataengine build`, which may replace this folder"}
 METRIC_NAMES = ["est_sound_tokens", *AUDIO_METRIC_NAMES, *ASR_METRIC_NAMES, "n_sound_tokens"]
 
 
@@ -80,6 +88,32 @@ def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]
     return [CachedStage(stage, cache) if stage.cacheable else stage for stage in stages]
 
 
+def preflight(recipe: Recipe, stages: list[Stage], out: Path, cache: StageCache | None) -> None:
+    """Everything that can be checked before any work starts, cheapest first: the output folder, the
+    cache, the recipe's stage names, the source's and each stage's own ``check``. Raises OutputError,
+    CacheError or SettingError (one line each); writes nothing outside the cache."""
+    check_output(out)
+    if cache is not None:
+        cache.check()
+    unknown = sorted(set(recipe.executor.stages) - {stage.name for stage in stages})
+    if unknown:
+        names = ", ".join(stage.name for stage in stages)
+        raise SettingError("executor.stages", f"no stage named {unknown[0]!r} (stages: {names})")
+    _checked("source", lambda: check_source(recipe))
+    for stage in stages:
+        _checked(stage.name, stage.check)
+
+
+def _checked(key: str, check: Callable[[], None]) -> None:
+    """Run one check; an error that is not yet a SettingError becomes one under ``key``."""
+    try:
+        check()
+    except SettingError:
+        raise
+    except (ValueError, ImportError, OSError, RuntimeError) as exc:
+        raise SettingError(key, one_line(exc)) from None
+
+
 def batch_size(recipe: Recipe, workers: int) -> int:
     """The recipe's ``executor.batch_size``, else one that gives each worker ~32 batches (1..16): the
     last batch decides when a build ends, and a worker with nothing left to do idles until then (on CPU
@@ -97,18 +131,78 @@ def _batches(samples: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
         yield batch
 
 
-def prepare_output(out: Path) -> Path:
-    """Check ``out`` holds nothing but a previous build and return a fresh staging folder inside it."""
+def _is_own_output(out: Path) -> bool:
+    """True when ``out`` carries a build's ownership mark, or the completion mark of a build made before
+    ownership marks existed (a ``build.json`` this tool wrote: a JSON object naming its version)."""
+    if (out / OWNER_MARK).is_file():
+        try:
+            return json.loads((out / OWNER_MARK).read_text(encoding="utf-8")).get("owner") == "dataengine"
+        except (OSError, ValueError, AttributeError):
+            return False
+    try:
+        info = json.loads((out / COMPLETE_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "dataengine_version" in info and "recipe" in info
+
+
+def _own_staging(staging: Path) -> bool:
+    """True when the staging folder is one this tool made (its mark inside), or empty."""
+    return (staging / STAGING_MARK).is_file() or not any(staging.iterdir())
+
+
+def check_output(out: Path) -> None:
+    """Refuse, before any work, an ``out`` this build may not use: a file, a folder that holds anything but
+    a build this tool marked as its own, a staging folder it did not make, or a place it cannot write.
+    Writes nothing."""
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"{out}: exists and is not a folder")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in (*OUTPUT_PARTS, STAGING))
+        entries = sorted(p.name for p in out.iterdir())
+        foreign = [name for name in entries if name not in (*OUTPUT_PARTS, STAGING, OWNER_MARK)]
         if foreign:
             raise OutputError(f"{out}: folder holds files that are not a dataengine build ({foreign[0]})")
+        if entries and not _is_own_output(out):
+            raise OutputError(
+                f"{out}: folder is not empty and no dataengine build marked it as its own (no "
+                f"{COMPLETE_MARK} or {OWNER_MARK}); nothing was changed: choose an empty or new folder"
+            )
+        staging = out / STAGING
+        if staging.exists() and (not staging.is_dir() or not _own_staging(staging)):
+            raise OutputError(
+                f"{staging}: not a staging folder made by dataengine (no {STAGING_MARK}); move it away"
+            )
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"{out}: cannot be created ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise OutputError(f"{out}: not writable ({existing} is read-only)")
+
+
+def prepare_output(out: Path) -> Path:
+    """Claim ``out`` (checked by :func:`check_output`) and return a fresh staging folder inside it.
+
+    The ownership mark goes in first and stays: it is what lets a later build replace this folder, also
+    when a crash left it without ``build.json``. Only a staging folder this tool marked is removed.
+    """
+    check_output(out)
     staging = out / STAGING
-    if staging.exists():
-        shutil.rmtree(staging)  # left by an interrupted build; the cache keeps its finished work
-    staging.mkdir(parents=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / OWNER_MARK).is_file():
+            tmp = out / f"{OWNER_MARK}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(_OWNER_INFO) + "\n", encoding="utf-8")
+            os.replace(tmp, out / OWNER_MARK)
+        if staging.exists():
+            if (staging / STAGING_MARK).is_file():
+                shutil.rmtree(staging)  # left by an interrupted build; the cache keeps its finished work
+            else:
+                staging.rmdir()  # empty (checked): a build stopped between making it and marking it
+        staging.mkdir()
+        (staging / STAGING_MARK).write_text(json.dumps(_OWNER_INFO) + "\n", encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{out}: cannot write the build there ({reason})") from None
     return staging
 
 
@@ -131,6 +225,7 @@ def publish_output(staging: Path, out: Path) -> None:
         if (staging / name).exists():
             os.replace(staging / name, out / name)
             crash_point("publish")
+    (staging / STAGING_MARK).unlink()
     staging.rmdir()
 
 
@@ -168,10 +263,7 @@ def build(
     """Run the whole build into ``out`` (reusing ``cache`` where it has results); return what happened."""
     started = time.perf_counter()
     stages = build_stages(recipe, cache)
-    unknown = sorted(set(recipe.executor.stages) - {stage.name for stage in stages})
-    if unknown:
-        names = ", ".join(stage.name for stage in stages)
-        raise RecipeError(f"executor.stages: no stage named {unknown[0]!r} (stages: {names})")
+    preflight(recipe, stages, out, cache)
     staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
     summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])

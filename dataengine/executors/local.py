@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from dataengine.sample import Sample
-from dataengine.stage import Stage, StageStats
+from dataengine.stage import Stage, StageError, StageStats
 from dataengine.threads import limit_threads
 
 BatchResult = tuple[list[Sample], list[StageStats]]
@@ -31,6 +33,9 @@ class WorkerError(RuntimeError):
 
 
 _worker_stages: list[Stage] = []
+_worker_setup_error: StageError | None = None
+"""A stage that failed to start in this worker: raised by every batch, so the parent gets the one-line
+reason instead of a broken pool."""
 
 
 def run_batch(stages: list[Stage], batch: list[Sample]) -> BatchResult:
@@ -42,15 +47,45 @@ def run_batch(stages: list[Stage], batch: list[Sample]) -> BatchResult:
 
 
 def _init_worker(stages: list[Stage], threads: int) -> None:
-    global _worker_stages
+    global _worker_stages, _worker_setup_error
+    from tqdm import tqdm
+
+    # tqdm (inside faster-whisper) would make a multiprocessing lock: a named semaphore that a worker
+    # stopped on Ctrl-C leaks ("leaked semaphore objects" warnings). A worker draws no bars of its own.
+    tqdm.set_lock(threading.RLock())
     limit_threads(threads)
     _worker_stages = stages
-    for stage in _worker_stages:
-        stage.setup()
+    try:
+        for stage in _worker_stages:
+            stage.start()
+    except StageError as exc:
+        _worker_setup_error = exc
 
 
 def _run_in_worker(batch: list[Sample]) -> BatchResult:
+    if _worker_setup_error is not None:
+        raise _worker_setup_error
     return run_batch(_worker_stages, batch)
+
+
+class _WorkerProcess(mp.context.SpawnProcess):
+    """A spawned worker that starts with SIGINT ignored (the disposition survives exec, and Python keeps
+    an ignored SIGINT ignored). Ctrl-C reaches the whole process group; the parent handles it and stops
+    the workers, instead of each printing a KeyboardInterrupt traceback from whatever import it was in."""
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            super().start()
+            return
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _WorkerContext(mp.context.SpawnContext):
+    Process = _WorkerProcess
 
 
 def usable_cores() -> int:
@@ -79,14 +114,13 @@ class LocalExecutor:
             if self.threads is not None:
                 limit_threads(self.threads)
             for stage in stages:
-                stage.setup()
+                stage.start()
             for batch in batches:
                 yield run_batch(stages, batch)
             return
         threads = self.threads or max(1, usable_cores() // self.workers)
-        context = mp.get_context("spawn")
         pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(stages, threads)
+            self.workers, mp_context=_WorkerContext(), initializer=_init_worker, initargs=(stages, threads)
         )
         pending: deque[Future[BatchResult]] = deque()
         saved_env = {name: os.environ.get(name) for name in THREAD_ENV}
@@ -99,6 +133,10 @@ class LocalExecutor:
                     yield _result(pending.popleft())
             while pending:
                 yield _result(pending.popleft())
+        except BaseException:  # Ctrl-C, a failed batch: stop the workers now rather than after their batch
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()  # safe: cache entries are written to a temporary name and renamed
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             for name, value in saved_env.items():

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from dataengine import numerics
 from dataengine.executors.local import BatchResult, run_batch
-from dataengine.recipe import ExecutorConfig, RecipeError
+from dataengine.recipe import ExecutorConfig, RecipeError, SettingError
 from dataengine.sample import Sample
-from dataengine.stage import Stage, StageStats
+from dataengine.stage import Stage, StageError, StageStats
 from dataengine.threads import limit_threads
 
 
@@ -30,9 +30,15 @@ class _StageActor:
     def __init__(self, stage: Stage, threads: int) -> None:
         limit_threads(threads)
         self.stage = stage
-        self.stage.setup()
+        self.setup_error: StageError | None = None
+        try:
+            self.stage.start()
+        except StageError as exc:  # kept for the first batch: a dead actor would lose the reason
+            self.setup_error = exc
 
     def run(self, batch: list[Sample]) -> tuple[list[Sample], StageStats]:
+        if self.setup_error is not None:
+            raise self.setup_error
         batch, stats = run_batch([self.stage], batch)
         return batch, stats[0]
 
@@ -166,8 +172,8 @@ class RayExecutor:
             have = float(cluster.get(kind, 0.0))
             if total[kind] > have + 1e-9 or (kind == "CPU" and default_slots and total[kind] >= have):
                 reserved = f"{total[kind]:g} {kind}s"
-                raise RecipeError(
-                    f"executor.stages: the stages reserve {reserved}, the Ray cluster has {have:g}"
+                raise SettingError(
+                    "executor.stages", f"the stages reserve {reserved}, the Ray cluster has {have:g}"
                 )
         return max(0.01, (float(cluster.get("CPU", 1.0)) - total["CPU"]) / max(1, default_slots))
 
@@ -179,7 +185,12 @@ class RayExecutor:
         in_flight: deque[tuple[Any, list[Any]]] = deque()
 
         def collect(refs: tuple[Any, list[Any]]) -> BatchResult:
-            return ray.get(refs[0]), list(ray.get(refs[1]))
+            try:
+                return ray.get(refs[0]), list(ray.get(refs[1]))
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, StageError):
+                    raise exc.cause from None
+                raise
 
         try:
             share = self._cpu_share(ray, stages)

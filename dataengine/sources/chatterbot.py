@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dataengine.recipe import ChatterbotSource
+from dataengine.recipe import ChatterbotSource, SettingError
 from dataengine.sample import Sample
 
 LICENSE = "BSD-3-Clause (chatterbot-corpus)"
@@ -19,16 +19,26 @@ def corpus_dir() -> Path:
     return Path(chatterbot_corpus.__file__).parent / "data" / "english"
 
 
+def _corpus_files(config: ChatterbotSource) -> list[Path]:
+    """The corpus files the recipe selects; ValueError naming unknown categories (and the known ones)."""
+    files = sorted(corpus_dir().glob("*.yml"))
+    if config.categories is None:
+        return files
+    wanted = set(config.categories)
+    unknown = wanted - {f.stem for f in files}
+    if unknown:
+        names, known = ", ".join(sorted(unknown)), ", ".join(f.stem for f in files)
+        raise SettingError("source.categories", f"unknown chatterbot categories: {names} (known: {known})")
+    return [f for f in files if f.stem in wanted]
+
+
+def check_chatterbot(config: ChatterbotSource) -> None:
+    _corpus_files(config)
+
+
 def iter_chatterbot(config: ChatterbotSource) -> Iterator[Sample]:
     """First two turns of every conversation, files in name order; ids ``chatterbot-<file>-<n>``."""
-    files = sorted(corpus_dir().glob("*.yml"))
-    if config.categories is not None:
-        wanted = set(config.categories)
-        unknown = wanted - {f.stem for f in files}
-        if unknown:
-            raise ValueError(f"unknown chatterbot categories: {', '.join(sorted(unknown))}")
-        files = [f for f in files if f.stem in wanted]
-    for path in files:
+    for path in _corpus_files(config):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for n, turns in enumerate(data.get("conversations") or []):
             sample_id = f"chatterbot-{path.stem}-{n:04d}"

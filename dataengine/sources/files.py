@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from dataengine.recipe import FilesSource
+from dataengine.errors import one_line
+from dataengine.recipe import FilesSource, SettingError
 from dataengine.sample import Sample
 from dataengine.sources.rows import row_to_sample, safe_id
 
@@ -31,16 +32,36 @@ def _parquet_rows(path: Path) -> Iterator[object]:
         yield from batch.to_pylist()
 
 
+SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def check_files(config: FilesSource) -> None:
+    """Every path has a known type, and a ``.parquet`` file is Parquet (its footer is read)."""
+    for n, path in enumerate(config.paths):
+        if path.suffix not in SUFFIXES:
+            raise SettingError(
+                f"source.paths.{n}", f"{path}: unsupported file type (use {', '.join(SUFFIXES)})"
+            )
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                pq.ParquetFile(path).close()
+            except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError: one line either way
+                problem = f"{path}: not a Parquet file ({one_line(exc)})"
+                raise SettingError(f"source.paths.{n}", problem) from None
+
+
 def iter_files(config: FilesSource) -> Iterator[Sample]:
     """Rows of each file in order; ids are ``<file stem>-<row number>`` unless ``id_column`` is set."""
     for path in config.paths:
         stem = safe_id(path.stem)
         if path.suffix == ".parquet":
             rows = _parquet_rows(path)
-        elif path.suffix in {".jsonl", ".json"}:
+        elif path.suffix in SUFFIXES:
             rows = _jsonl_rows(path)
         else:
-            raise ValueError(f"{path}: unsupported file type (use .jsonl or .parquet)")
+            raise ValueError(f"{path}: unsupported file type (use {', '.join(SUFFIXES)})")
         for n, row in enumerate(rows):
             fallback = f"{stem}-{n:06d}"
             if isinstance(row, ValueError):

@@ -11,7 +11,7 @@ import numpy as np
 from dataengine.recipe import TokenizerConfig
 from dataengine.sample import Sample
 from dataengine.stage import Stage
-from dataengine.tokenizer.whispervq import DEFAULT_ASSET, WhisperVQ, load_whispervq
+from dataengine.tokenizer.whispervq import DEFAULT_ASSET, WhisperVQ, check_whispervq, load_whispervq
 
 
 def _content_id(ref: str | None) -> str | None:
@@ -37,6 +37,10 @@ class TokenizerStage(Stage):
     def __init__(self, config: TokenizerConfig) -> None:
         self.config = config
         self.model: WhisperVQ | None = None
+
+    def check(self) -> None:
+        cfg = self.config
+        check_whispervq(cfg.checkpoint, cfg.whisper, device=cfg.device, dtype=cfg.dtype)
 
     def setup(self) -> None:
         if self.model is None:

@@ -301,6 +301,28 @@ def _read_checkpoint(path: Path, ref: str) -> tuple[dict[str, Any], dict[str, An
         raise TokenizerError(f"{ref}: not a WhisperVQ checkpoint ({type(exc).__name__}: {exc})") from None
 
 
+def _resolve_all(
+    ref: str, whisper: str | None, device: str, dtype: str
+) -> tuple[torch.device, Path, tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]], Path]:
+    """Everything :func:`load_whispervq` needs short of building the encoder: device, checkpoint file and
+    contents, and the Whisper weights file; each failure is a one-line TokenizerError."""
+    if dtype not in DTYPES:
+        raise TokenizerError(f"tokenizer dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    target = resolve_device(device)
+    path = _resolve_checkpoint(ref)
+    spec = _read_checkpoint(path, ref)
+    whisper_path = _resolve_whisper(whisper or spec[0].get("whisper_model_name"), ref)
+    return target, path, spec, whisper_path
+
+
+def check_whispervq(
+    ref: str = "default", whisper: str | None = None, device: str = "cpu", dtype: str = "float32"
+) -> None:
+    """The checks of :func:`load_whispervq` that need no encoder: the device exists, the checkpoint is
+    there (cached, for a Hub reference) and readable, and the Whisper weights it names are available."""
+    _resolve_all(ref, whisper, device, dtype)
+
+
 def load_whispervq(
     ref: str = "default", whisper: str | None = None, device: str = "cpu", dtype: str = "float32"
 ) -> WhisperVQ:
@@ -309,12 +331,7 @@ def load_whispervq(
     ``whisper`` (a Whisper model name or an openai-whisper checkpoint path) overrides the checkpoint's
     ``whisper_model_name``. ``device``/``dtype``: see :meth:`WhisperVQ.to_runtime`.
     """
-    if dtype not in DTYPES:
-        raise TokenizerError(f"tokenizer dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
-    target = resolve_device(device)
-    path = _resolve_checkpoint(ref)
-    config, tunables, state = _read_checkpoint(path, ref)
-    whisper_path = _resolve_whisper(whisper or config.get("whisper_model_name"), ref)
+    target, path, (config, tunables, state), whisper_path = _resolve_all(ref, whisper, device, dtype)
     encoder = load_whisper_encoder(whisper_path)
     whisper_name = whisper or config.get("whisper_model_name")
     preset = PRESETS.get(ref)

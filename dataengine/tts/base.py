@@ -35,6 +35,10 @@ class TTSBackend(ABC):
     def version(self) -> str:
         """Everything that decides the output (package version, model hash, settings): a cache-key part."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Cheap checks beyond the constructor's (which finds the voice's files and packages), run before
+        a build starts; raise ValueError or ImportError with one line."""
+
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load the model now; :meth:`synthesize` loads it on first use otherwise."""
 

@@ -70,6 +70,10 @@ class EspeakBackend(TTSBackend):
             )
         return self._version
 
+    def check(self) -> None:
+        """The voice exists: a short probe (~10 ms)."""
+        self.load()
+
     def load(self) -> None:
         """Check that the voice exists (a short probe), so a typo fails before the build starts."""
         if not self._checked:

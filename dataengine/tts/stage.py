@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from dataengine.audio.io import resample
 from dataengine.audio.pcm import quantize_pcm16
+from dataengine.errors import one_line
 from dataengine.hashing import weighted_choice
-from dataengine.recipe import TTSConfig, VoiceConfig
+from dataengine.recipe import SettingError, TTSConfig, VoiceConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
 from dataengine.stage import SampleStage
 from dataengine.tts.base import TTSBackend, make_backend
@@ -39,6 +40,14 @@ class TTSStage(SampleStage):
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}
+
+    def check(self) -> None:
+        """Every voice's backend can be built (package, voice files, model name) and passes its check."""
+        for n, voice in enumerate(self.config.voices):
+            try:
+                make_backend(voice).check()
+            except (ValueError, ImportError, OSError) as exc:
+                raise SettingError(f"tts.voices.{n}", one_line(exc)) from None
 
     def setup(self) -> None:
         for voice in self.config.voices:
