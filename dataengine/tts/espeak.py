@@ -71,7 +71,7 @@ class EspeakBackend(TTSBackend):
         return self._version
 
     def check(self) -> None:
-        """The voice exists: a short probe (~10 ms)."""
+        """The voice exists: one letter spoken (a short probe)."""
         self.load()
 
     def load(self) -> None:
