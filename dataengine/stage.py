@@ -91,7 +91,9 @@ class Stage(ABC):
         except StageError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failed model load is one line for the user
-            raise StageError(f"{self.name}: cannot start: {type(exc).__name__}: {one_line(exc)}") from None
+            ours = type(exc).__module__.startswith("dataengine.")  # already worded for the user
+            reason = one_line(exc) if ours else f"{type(exc).__name__}: {one_line(exc)}"
+            raise StageError(f"{self.name}: cannot start: {reason}") from None
 
     @abstractmethod
     def process(self, samples: list[Sample]) -> None:

@@ -5,6 +5,7 @@ State-dict keys of :class:`WhisperEncoder` are openai-whisper's ``encoder.*`` ke
 
 from __future__ import annotations
 
+import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -166,8 +167,14 @@ def load_whisper_encoder(path: str | Path) -> WhisperEncoder:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         dims = ckpt["dims"]
         state = ckpt["model_state_dict"]
+    except pickle.UnpicklingError:  # torch's message (six lines) recommends the unsafe weights_only=False
+        raise TokenizerError(
+            f"{path}: not a Whisper checkpoint (not a PyTorch file of plain tensors; files holding other "
+            "Python objects are refused)"
+        ) from None
     except (OSError, RuntimeError, KeyError, TypeError) as exc:
-        raise TokenizerError(f"{path}: not a Whisper checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise TokenizerError(f"{path}: not a Whisper checkpoint ({type(exc).__name__}: {first})") from None
     encoder = WhisperEncoder(
         dims["n_mels"],
         dims["n_audio_ctx"],
