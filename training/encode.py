@@ -34,9 +34,12 @@ START_CHARS, END_CHARS = len(SOUND_START), len(SOUND_END)
 SEPARATOR = "<|eot_id|>"  # any special token of the tokenizer would do
 MAX_REQUESTS = 4096  # distinct texts around sound spans kept in the table; more are tokenized each time
 IN_TEXT = -1  # table index of a text tokenized with the block's answers
-TABLE, TEXT, CODES = 0, 1, 2  # where a piece's ids come from
+TABLE, TEXT, CODES = 0, 1, 2  # where a piece's ids come from; a piece is packed into one int:
+# ref << 3 | kind << 1 | trained (ref: index into the table, the block's texts or its sound spans)
 ROLES = ("system", "user", "assistant")
-_PREFIX, _SUFFIX = np.frombuffer(b"<|sound_", np.uint8), np.frombuffer(b"|>", np.uint8)
+_SOUND_ROW = np.dtype([("prefix", "<u8"), ("digits", "u1", (4,)), ("suffix", "<u2")])  # one token
+_PREFIX = np.frombuffer(b"<|sound_", "<u8")[0]
+_SUFFIX = np.frombuffer(b"|>", "<u2")[0]
 _PLACES = np.array([1000, 100, 10, 1], dtype=np.int64)
 
 
@@ -44,27 +47,6 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The indices ``start, start+1, …, start+length-1`` of every range, concatenated."""
     ends = np.cumsum(lengths)
     return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
-
-
-class _Pieces:
-    """The pieces of a block, in order: where each comes from, which entry, and whether it is trained."""
-
-    def __init__(self) -> None:
-        self.kinds: list[int] = []
-        self.refs: list[int] = []
-        self.trained: list[bool] = []
-        self.texts: list[str] = []
-        self.spans: list[str] = []
-        self.span_owner: list[tuple[int, int]] = []  # (sample, turn) of each span
-
-    def add(self, kind: int, ref: int, trained: bool) -> None:
-        self.kinds.append(kind)
-        self.refs.append(ref)
-        self.trained.append(trained)
-
-    def text(self, text: str, trained: bool) -> None:
-        self.add(TEXT, len(self.texts), trained)
-        self.texts.append(text)
 
 
 class ConversationEncoder:
@@ -88,6 +70,9 @@ class ConversationEncoder:
         }
         fixed.update({role: tokenizer._tokenize_header(Message(role=role, content="")) for role in ROLES})
         self.fixed = {name: self._add_ids(ids) for name, ids in fixed.items()}
+        self._packed = tuple(  # per trained flag: fixed piece name -> packed piece
+            {name: i << 3 | TABLE << 1 | tr for name, i in self.fixed.items()} for tr in (0, 1)
+        )
         self.separator_id = tokenizer.special_tokens[SEPARATOR]
         self.code_base, self.n_codes = tokenizer.sound_code_base, tokenizer.n_sound_codes
 
@@ -99,16 +84,19 @@ class ConversationEncoder:
         truncated as torchtune truncates: keep the head, end on eos, the last label ignored."""
         if not samples:
             return []
-        pieces, firsts = _Pieces(), []
+        pieces: list[int] = []  # packed, in order
+        texts: list[str] = []  # the TEXT pieces' texts, in order
+        spans: list[str] = []  # the CODES pieces' sound spans (between the markers), in order
+        owners: list[tuple[int, int]] = []  # (sample, turn) of each span
+        firsts: list[int] = []  # each sample's first piece
         for n, sample in enumerate(samples):
-            firsts.append(len(pieces.kinds))
-            self._sample_pieces(pieces, n, sample)
-        kinds = np.array(pieces.kinds, dtype=np.int8)
-        refs = np.array(pieces.refs, dtype=np.int64)
-        trained = np.array(pieces.trained, dtype=bool)
-        text_ids, text_lengths = self._tokenize(pieces.texts)
-        codes, code_lengths = self._parse_spans(pieces, samples)
-        self._check_stored_codes(samples, pieces, codes, code_lengths)
+            firsts.append(len(pieces))
+            self._sample_pieces(n, sample, pieces, texts, spans, owners)
+        packed = np.array(pieces, dtype=np.int64)
+        kinds, refs, trained = (packed >> 1) & 3, packed >> 3, (packed & 1).astype(bool)
+        text_ids, text_lengths = self._tokenize(texts)
+        codes, code_lengths = self._parse_spans(spans, owners, samples)
+        self._check_stored_codes(samples, owners, codes, code_lengths)
         table_ids, table_starts, table_lengths = self._request_table()
 
         tabled, texted, coded = kinds == TABLE, kinds == TEXT, kinds == CODES
@@ -137,35 +125,48 @@ class ConversationEncoder:
                 out.append((tokens[begin : begin + size], labels[begin : begin + size]))
         return out
 
-    def _sample_pieces(self, pieces: _Pieces, n: int, sample: ShardSample) -> None:
-        fixed, lookup = self.fixed, self._request_index.get
-        pieces.add(TABLE, fixed["bos"], False)
+    def _sample_pieces(
+        self,
+        n: int,
+        sample: ShardSample,
+        pieces: list[int],
+        texts: list[str],
+        spans: list[str],
+        owners: list[tuple[int, int]],
+    ) -> None:
+        """Append the sample's pieces (packed ints; see ``TABLE``) -- the only per-turn Python."""
+        packed, add, extend, all_trained = self._packed, pieces.append, pieces.extend, self.train_on_input
+        add(packed[0]["bos"])
         for t, turn in enumerate(sample.conversations):
             role, content = turn.role, turn.content.strip()
-            train = role == "assistant" or self.train_on_input
-            pieces.add(TABLE, fixed[role], train)
+            tr = 1 if all_trained or role == "assistant" else 0
+            fixed = packed[tr]
+            add(fixed[role])
             start = content.find(SOUND_START) if role == "user" else -1
             end = content.rfind(SOUND_END) if start >= 0 else -1
             if end > start:
-                for text in (content[:start], None, content[end + END_CHARS :]):
-                    if text is None:  # the sound span itself
-                        pieces.add(TABLE, fixed["start"], train)
-                        pieces.add(CODES, len(pieces.spans), train)
-                        pieces.add(TABLE, fixed["end"], train)
-                        pieces.spans.append(content[start + START_CHARS : end])
-                        pieces.span_owner.append((n, t))
-                    elif text:
-                        index = lookup(text)
-                        if index is None:
-                            index = self._add_request(text)
-                        if index == IN_TEXT:
-                            pieces.text(text, train)
-                        else:
-                            pieces.add(TABLE, index, train)
+                if start:
+                    add(self._text_piece(content[:start], tr, texts))
+                extend((fixed["start"], len(spans) << 3 | CODES << 1 | tr, fixed["end"]))
+                spans.append(content[start + START_CHARS : end])
+                owners.append((n, t))
+                if end + END_CHARS < len(content):
+                    add(self._text_piece(content[end + END_CHARS :], tr, texts))
             else:
-                pieces.text(content, train)
-            pieces.add(TABLE, fixed["eot"], train)
-        pieces.add(TABLE, fixed["eos"], False)
+                add(len(texts) << 3 | TEXT << 1 | tr)
+                texts.append(content)
+            add(fixed["eot"])
+        add(packed[0]["eos"])
+
+    def _text_piece(self, text: str, tr: int, texts: list[str]) -> int:
+        """A text beside a sound span: from the table (requests repeat), else with the block's texts."""
+        index = self._request_index.get(text)
+        if index is None:
+            index = self._add_request(text)
+        if index == IN_TEXT:
+            texts.append(text)
+            return (len(texts) - 1) << 3 | TEXT << 1 | tr
+        return index << 3 | TABLE << 1 | tr
 
     def _truncated(self, tokens: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tokens, labels = tokens.copy(), labels.copy()
@@ -213,16 +214,17 @@ class ConversationEncoder:
         lengths = np.diff(np.concatenate(([-1], at, [len(ids)]))) - 1
         return np.delete(ids, at), lengths
 
-    def _parse_spans(self, pieces: _Pieces, samples: Sequence[ShardSample]) -> tuple[np.ndarray, np.ndarray]:
+    def _parse_spans(
+        self, spans: list[str], owners: list[tuple[int, int]], samples: Sequence[ShardSample]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The codes of every sound span (``<|sound_0042|>…``, 14 ASCII bytes each) and their counts."""
-        spans = pieces.spans
         if not spans:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         chars = np.fromiter(map(len, spans), dtype=np.int64, count=len(spans))
         counts = chars // SOUND_CHARS
 
         def fail(span: int, why: str) -> ShardError:
-            n, t = pieces.span_owner[span]
+            n, t = owners[span]
             sample = samples[n]
             return ShardError(f"{sample.shard}: member {sample.id}.json: turn {t}: {why}")
 
@@ -234,12 +236,12 @@ class ConversationEncoder:
         except UnicodeEncodeError:
             bad = next(i for i, span in enumerate(spans) if not span.isascii())
             raise fail(bad, "the sound span is not a run of <|sound_XXXX|> tokens") from None
-        grid = np.frombuffer(raw, dtype=np.uint8).reshape(-1, SOUND_CHARS)
-        digits = grid[:, 8:12] - np.uint8(48)  # wraps below "0", so one bound checks both sides
-        ok = (grid[:, :8] == _PREFIX).all(1) & (grid[:, 12:] == _SUFFIX).all(1) & (digits <= 9).all(1)
+        rows = np.frombuffer(raw, dtype=_SOUND_ROW)
+        digits = rows["digits"] - np.uint8(48)  # wraps below "0", so one bound checks both sides
         span_of_row = np.repeat(np.arange(len(spans)), counts)
-        if not ok.all():
-            row = int(np.argmin(ok))
+        prefix_ok, suffix_ok = rows["prefix"] == _PREFIX, rows["suffix"] == _SUFFIX
+        if not (prefix_ok.all() and suffix_ok.all() and digits.max(initial=0) <= 9):
+            row = int(np.argmax(~prefix_ok | ~suffix_ok | (digits > 9).any(1)))
             raise fail(int(span_of_row[row]), "the sound span is not a run of <|sound_XXXX|> tokens")
         codes = digits.astype(np.int64) @ _PLACES
         high = np.flatnonzero(codes >= self.n_codes)
@@ -249,13 +251,17 @@ class ConversationEncoder:
         return codes, counts
 
     def _check_stored_codes(
-        self, samples: Sequence[ShardSample], pieces: _Pieces, codes: np.ndarray, counts: np.ndarray
+        self,
+        samples: Sequence[ShardSample],
+        owners: list[tuple[int, int]],
+        codes: np.ndarray,
+        counts: np.ndarray,
     ) -> None:
         """Where a sample has ``tokens.npy``, it must hold the codes of its spoken turns, in order."""
         stored = [s.codes is not None for s in samples]
         if not any(stored):
             return
-        owner = np.array([n for n, _ in pieces.span_owner], dtype=np.int64)
+        owner = np.array([n for n, _ in owners], dtype=np.int64)
         in_text = np.bincount(owner, weights=counts, minlength=len(samples)).astype(np.int64)
         for n, sample in enumerate(samples):
             if sample.codes is not None and len(sample.codes) != in_text[n]:
