@@ -37,6 +37,8 @@ IN_TEXT = -1  # table index of a text tokenized with the block's answers
 TABLE, TEXT, CODES = 0, 1, 2  # where a piece's ids come from; a piece is packed into one int:
 # ref << 3 | kind << 1 | trained (ref: index into the table, the block's texts or its sound spans)
 ROLES = ("system", "user", "assistant")
+_HEADER = {"system": "y", "user": "u", "assistant": "a"}
+_TEXT_TAG, _CODES_TAG = TEXT << 1, CODES << 1
 _SOUND_ROW = np.dtype([("prefix", "<u8"), ("digits", "u1", (4,)), ("suffix", "<u2")])  # one token
 _PREFIX = np.frombuffer(b"<|sound_", "<u8")[0]
 _SUFFIX = np.frombuffer(b"|>", "<u2")[0]
@@ -61,18 +63,18 @@ class ConversationEncoder:
         self._table_ids: list[list[int]] = []
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._request_index: dict[str, int] = {}
-        fixed = {
-            "bos": [tokenizer.bos_id],
-            "eos": [tokenizer.eos_id],
-            "eot": [tokenizer.eot_id],
-            "start": [tokenizer.sound_start_id],
-            "end": [tokenizer.sound_end_id],
+        self.fixed = {  # one letter per fixed piece; a run of them becomes one table entry
+            "b": [tokenizer.bos_id],
+            "z": [tokenizer.eos_id],
+            "t": [tokenizer.eot_id],
+            "s": [tokenizer.sound_start_id],
+            "e": [tokenizer.sound_end_id],
         }
-        fixed.update({role: tokenizer._tokenize_header(Message(role=role, content="")) for role in ROLES})
-        self.fixed = {name: self._add_ids(ids) for name, ids in fixed.items()}
-        self._packed = tuple(  # per trained flag: fixed piece name -> packed piece
-            {name: i << 3 | TABLE << 1 | tr for name, i in self.fixed.items()} for tr in (0, 1)
+        self.fixed.update(
+            {_HEADER[role]: tokenizer._tokenize_header(Message(role=role, content="")) for role in ROLES}
         )
+        self._runs: tuple[dict[str, int], dict[str, int]] = ({}, {})  # per trained flag: run -> piece
+        self._add_ids([])  # table entry 0 stays empty, so no packed piece is 0 (falsy in ``runs.get() or``)
         self.separator_id = tokenizer.special_tokens[SEPARATOR]
         self.code_base, self.n_codes = tokenizer.sound_code_base, tokenizer.n_sound_codes
 
@@ -86,7 +88,7 @@ class ConversationEncoder:
             return []
         pieces: list[int] = []  # packed, in order
         texts: list[str] = []  # the TEXT pieces' texts, in order
-        spans: list[str] = []  # the CODES pieces' sound spans (between the markers), in order
+        spans: list[str | int] = []  # each CODES piece's sound span: its text, or (tokens.npy) its length
         owners: list[tuple[int, int]] = []  # (sample, turn) of each span
         firsts: list[int] = []  # each sample's first piece
         for n, sample in enumerate(samples):
@@ -95,8 +97,7 @@ class ConversationEncoder:
         packed = np.array(pieces, dtype=np.int64)
         kinds, refs, trained = (packed >> 1) & 3, packed >> 3, (packed & 1).astype(bool)
         text_ids, text_lengths = self._tokenize(texts)
-        codes, code_lengths = self._parse_spans(spans, owners, samples)
-        self._check_stored_codes(samples, owners, codes, code_lengths)
+        codes, code_lengths = self._block_codes(spans, owners, samples)
         table_ids, table_starts, table_lengths = self._request_table()
 
         tabled, texted, coded = kinds == TABLE, kinds == TEXT, kinds == CODES
@@ -116,6 +117,7 @@ class ConversationEncoder:
 
         first = starts[np.array(firsts)]
         sizes = np.diff(np.append(first, len(tokens)))
+        labels[first] = labels[first + sizes - 1] = CROSS_ENTROPY_IGNORE_IDX  # bos, eos
         out = []
         limit = self.max_seq_len
         for begin, size in zip(first.tolist(), sizes.tolist(), strict=True):
@@ -131,32 +133,51 @@ class ConversationEncoder:
         sample: ShardSample,
         pieces: list[int],
         texts: list[str],
-        spans: list[str],
+        spans: list[str | int],
         owners: list[tuple[int, int]],
     ) -> None:
         """Append the sample's pieces (packed ints; see ``TABLE``) -- the only per-turn Python."""
-        packed, add, extend, all_trained = self._packed, pieces.append, pieces.extend, self.train_on_input
-        add(packed[0]["bos"])
+        runs, add, all_trained = self._runs, pieces.append, self.train_on_input
+        stored = sample.codes is not None  # tokens.npy gives the codes: the span only needs its length
+        run, run_tr = "b", 0  # fixed pieces not yet added; bos and eos lose their label by position
         for t, turn in enumerate(sample.conversations):
             role, content = turn.role, turn.content.strip()
             tr = 1 if all_trained or role == "assistant" else 0
-            fixed = packed[tr]
-            add(fixed[role])
+            if tr != run_tr and run != "b":
+                add(runs[run_tr].get(run) or self._run(run, run_tr))
+                run = ""
+            run, run_tr, fixed = run + _HEADER[role], tr, runs[tr]
             start = content.find(SOUND_START) if role == "user" else -1
             end = content.rfind(SOUND_END) if start >= 0 else -1
             if end > start:
                 if start:
+                    add(fixed.get(run) or self._run(run, tr))
                     add(self._text_piece(content[:start], tr, texts))
-                extend((fixed["start"], len(spans) << 3 | CODES << 1 | tr, fixed["end"]))
-                spans.append(content[start + START_CHARS : end])
+                    run = ""
+                run += "s"
+                add(fixed.get(run) or self._run(run, tr))
+                add(len(spans) << 3 | _CODES_TAG | tr)
+                spans.append(end - start - START_CHARS if stored else content[start + START_CHARS : end])
                 owners.append((n, t))
+                run = "e"
                 if end + END_CHARS < len(content):
+                    add(fixed.get(run) or self._run(run, tr))
                     add(self._text_piece(content[end + END_CHARS :], tr, texts))
+                    run = ""
             else:
-                add(len(texts) << 3 | TEXT << 1 | tr)
+                add(fixed.get(run) or self._run(run, tr))
+                add(len(texts) << 3 | _TEXT_TAG | tr)
                 texts.append(content)
-            add(fixed["eot"])
-        add(packed[0]["eos"])
+                run = ""
+            run += "t"
+        run += "z"
+        add(runs[run_tr].get(run) or self._run(run, run_tr))
+
+    def _run(self, run: str, tr: int) -> int:
+        """The packed piece of a run of fixed pieces (their ids joined), made once per run and flag."""
+        index = self._add_ids([i for letter in run for i in self.fixed[letter]])
+        self._runs[tr][run] = index << 3 | TABLE << 1 | tr
+        return self._runs[tr][run]
 
     def _text_piece(self, text: str, tr: int, texts: list[str]) -> int:
         """A text beside a sound span: from the table (requests repeat), else with the block's texts."""
@@ -165,7 +186,7 @@ class ConversationEncoder:
             index = self._add_request(text)
         if index == IN_TEXT:
             texts.append(text)
-            return (len(texts) - 1) << 3 | TEXT << 1 | tr
+            return (len(texts) - 1) << 3 | _TEXT_TAG | tr
         return index << 3 | TABLE << 1 | tr
 
     def _truncated(self, tokens: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,70 +235,71 @@ class ConversationEncoder:
         lengths = np.diff(np.concatenate(([-1], at, [len(ids)]))) - 1
         return np.delete(ids, at), lengths
 
-    def _parse_spans(
-        self, spans: list[str], owners: list[tuple[int, int]], samples: Sequence[ShardSample]
+    def _block_codes(
+        self, spans: list[str | int], owners: list[tuple[int, int]], samples: Sequence[ShardSample]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The codes of every sound span (``<|sound_0042|>…``, 14 ASCII bytes each) and their counts."""
+        """Every span's codes, concatenated, and their counts. A sample's codes come from its
+        ``tokens.npy`` when the shard has one (its spans must hold that many tokens, in order), else
+        from the text of its spans."""
         if not spans:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        chars = np.fromiter(map(len, spans), dtype=np.int64, count=len(spans))
-        counts = chars // SOUND_CHARS
 
         def fail(span: int, why: str) -> ShardError:
             n, t = owners[span]
-            sample = samples[n]
-            return ShardError(f"{sample.shard}: member {sample.id}.json: turn {t}: {why}")
+            return ShardError(f"{samples[n].shard}: member {samples[n].id}.json: turn {t}: {why}")
 
+        chars = np.fromiter(
+            (s if s.__class__ is int else len(s) for s in spans), dtype=np.int64, count=len(spans)
+        )
         uneven = np.flatnonzero(chars % SOUND_CHARS)
         if uneven.size:
             raise fail(int(uneven[0]), "the sound span is not a run of <|sound_XXXX|> tokens")
+        counts = chars // SOUND_CHARS
+        texts = [(i, s) for i, s in enumerate(spans) if s.__class__ is str]
+        parsed = self._parse_text(texts, counts, fail)
+        per_sample = np.bincount([n for n, _ in owners], weights=counts, minlength=len(samples))
+        parts, at = [], 0
+        for n, sample in enumerate(samples):
+            count = int(per_sample[n])
+            if sample.codes is None:
+                parts.append(parsed[at : at + count])
+                at += count
+            elif len(sample.codes) != count:
+                raise ShardError(
+                    f"{sample.shard}: member {sample.id}: json holds {count} sound tokens, "
+                    f"tokens.npy {len(sample.codes)}"
+                )
+            else:
+                parts.append(sample.codes)
+        codes = np.concatenate(parts).astype(np.int64)
+        if codes.size and (codes.min() < 0 or codes.max() >= self.n_codes):
+            row = int(np.argmax((codes < 0) | (codes >= self.n_codes)))
+            sample = samples[int(np.searchsorted(np.cumsum(per_sample), row, side="right"))]
+            where = "tokens.npy" if sample.codes is not None else "json"
+            raise ShardError(
+                f"{sample.shard}: member {sample.id}.{where}: sound code {int(codes[row])} "
+                f"out of range 0..{self.n_codes - 1}"
+            )
+        return codes, counts
+
+    @staticmethod
+    def _parse_text(texts: list[tuple[int, str]], counts: np.ndarray, fail) -> np.ndarray:  # noqa: ANN001
+        """The codes written in sound spans (``<|sound_0042|>``: 14 ASCII bytes each), one numpy pass."""
+        if not texts:
+            return np.empty(0, dtype=np.int64)
         try:
-            raw = "".join(spans).encode("ascii")
+            raw = "".join(s for _, s in texts).encode("ascii")
         except UnicodeEncodeError:
-            bad = next(i for i, span in enumerate(spans) if not span.isascii())
+            bad = next(i for i, s in texts if not s.isascii())
             raise fail(bad, "the sound span is not a run of <|sound_XXXX|> tokens") from None
         rows = np.frombuffer(raw, dtype=_SOUND_ROW)
         digits = rows["digits"] - np.uint8(48)  # wraps below "0", so one bound checks both sides
-        span_of_row = np.repeat(np.arange(len(spans)), counts)
         prefix_ok, suffix_ok = rows["prefix"] == _PREFIX, rows["suffix"] == _SUFFIX
         if not (prefix_ok.all() and suffix_ok.all() and digits.max(initial=0) <= 9):
             row = int(np.argmax(~prefix_ok | ~suffix_ok | (digits > 9).any(1)))
+            span_of_row = np.repeat([i for i, _ in texts], counts[[i for i, _ in texts]])
             raise fail(int(span_of_row[row]), "the sound span is not a run of <|sound_XXXX|> tokens")
-        codes = digits.astype(np.int64) @ _PLACES
-        high = np.flatnonzero(codes >= self.n_codes)
-        if high.size:
-            code = int(codes[high[0]])
-            raise fail(int(span_of_row[high[0]]), f"sound code {code} out of range 0..{self.n_codes - 1}")
-        return codes, counts
-
-    def _check_stored_codes(
-        self,
-        samples: Sequence[ShardSample],
-        owners: list[tuple[int, int]],
-        codes: np.ndarray,
-        counts: np.ndarray,
-    ) -> None:
-        """Where a sample has ``tokens.npy``, it must hold the codes of its spoken turns, in order."""
-        stored = [s.codes is not None for s in samples]
-        if not any(stored):
-            return
-        owner = np.array([n for n, _ in owners], dtype=np.int64)
-        in_text = np.bincount(owner, weights=counts, minlength=len(samples)).astype(np.int64)
-        for n, sample in enumerate(samples):
-            if sample.codes is not None and len(sample.codes) != in_text[n]:
-                raise ShardError(
-                    f"{sample.shard}: member {sample.id}: json holds {in_text[n]} sound tokens, "
-                    f"tokens.npy {len(sample.codes)}"
-                )
-        keep = np.array(stored)[np.repeat(owner, counts)] if len(owner) else np.zeros(0, dtype=bool)
-        flat = [s.codes for s in samples if s.codes is not None]
-        npy = np.concatenate(flat).astype(np.int64) if flat else np.empty(0, dtype=np.int64)
-        differ = np.flatnonzero(codes[keep] != npy)
-        if differ.size:
-            ends = np.cumsum([len(c) for c in flat])
-            with_npy = [s for s in samples if s.codes is not None]
-            sample = with_npy[int(np.searchsorted(ends, differ[0], "right"))]
-            raise ShardError(f"{sample.shard}: member {sample.id}: json and tokens.npy hold different codes")
+        return digits.astype(np.int64) @ _PLACES
 
 
 def tokenize_conversation(
