@@ -305,14 +305,18 @@ def test_export_streams_row_groups_and_covers_every_task(
 
 
 def _fake_build(out: Path, n: int) -> Path:
-    """Hand-written shards plus the manifest and completion mark a build writes (DuckDB/Parquet)."""
+    """Hand-written shards plus a manifest in the build's schema and the completion mark."""
     import pyarrow as pa
 
+    from dataengine.writers.manifest import REJECT_COLUMNS, SAMPLE_COLUMNS
+
     ids = write_mixed_shards(out, n=n, per_shard=5)
-    names = [f"train-{k // 5:06d}.tar" for k in range(n)]
+    known = {"id": ids, "index": list(range(n)), "shard": [f"train-{k // 5:06d}.tar" for k in range(n)]}
+    samples = {name: pa.array(known.get(name, [None] * n), kind) for name, kind in SAMPLE_COLUMNS}
     (out / "manifest").mkdir()
-    pq.write_table(pa.table({"id": ids, "shard": names}), out / "manifest" / "samples.parquet")
-    pq.write_table(pa.table({"id": pa.array([], pa.string())}), out / "manifest" / "rejects.parquet")
+    pq.write_table(pa.table(samples), out / "manifest" / "samples.parquet")
+    rejects = {name: pa.array([], kind) for name, kind in REJECT_COLUMNS}
+    pq.write_table(pa.table(rejects), out / "manifest" / "rejects.parquet")
     (out / "build.json").write_text("{}")
     return out
 
