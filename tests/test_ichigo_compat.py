@@ -330,6 +330,7 @@ def test_export_bad_input_is_one_line_exit_2(small_build_dir: Path, tmp_path: Pa
         return result.output.strip()
 
     assert "not a dataengine build" in fails(str(tmp_path / "nope"), "--format", "ichigo")
+    assert "--format is required (known: ichigo)" in fails(str(small_build_dir))
     assert "unknown export format 'csv' (known: ichigo)" in fails(str(small_build_dir), "--format", "csv")
     assert "inside the build folder" in fails(
         str(small_build_dir), "--format", "ichigo", "--out", str(small_build_dir / "x")

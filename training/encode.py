@@ -8,14 +8,15 @@ transcription, noise refusals, multi-turn, text only) becomes a run of *pieces*:
 
 A user turn with a sound span has the body pieces ``text before | sound_start | codes | sound_end |
 text after``; every other body is the turn's stripped content as one text. Pieces come from three
-places: a table of id lists tokenized once (the fixed pieces, and the texts around a sound span: the
-transcription requests are few, so the table stays small and bounded); the block's other texts
-(answers, text-only turns), tokenized by one tiktoken call, joined by a special token (tiktoken encodes
-the text between two allowed special tokens on its own, so each piece gets exactly its own ids); and
-the sound codes, read from the block's sound spans in one numpy pass (every ``<|sound_XXXX|>`` is 14
-bytes) and checked against ``tokens.npy`` where the shard has it. numpy then scatters every piece to
-its place and masks the labels: user and system turns unless ``train_on_input``, bos and eos always;
-every assistant turn (header, answer, eot) is trained on. Per turn, Python only slices strings.
+places: a table of id lists tokenized once (runs of fixed pieces, e.g. ``bos + user header +
+sound_start``, and the texts around a sound span: the transcription requests are few, so the table
+stays small and bounded); the block's other texts (answers, text-only turns), tokenized by one tiktoken
+call, joined by a special token (tiktoken encodes the text between two allowed special tokens on its
+own, so each piece gets exactly its own ids); and the sound codes: the sample's ``tokens.npy`` where
+the shard has one (the spans must hold that many tokens), else the spans' text, parsed in one numpy
+pass (every ``<|sound_XXXX|>`` is 14 bytes). numpy then scatters every piece to its place and masks
+the labels: user and system turns unless ``train_on_input``, bos and eos always; every assistant turn
+(header, answer, eot) is trained on. Per turn, Python only slices strings.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataengine.commands import UserError
 
 @click.command("export")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", required=True, help="Target layout: ichigo (Ichigo's Parquet datasets).")
+@click.option("--format", "fmt", help="Target layout: ichigo (Ichigo's Parquet datasets).")
 @click.option(
     "--out",
     "dest",
@@ -20,10 +20,12 @@ from dataengine.commands import UserError
     "default: OUT-ichigo beside the build.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a file an earlier export wrote.")
-def export(out: Path, fmt: str, dest: Path | None, overwrite: bool) -> None:
+def export(out: Path, fmt: str | None, dest: Path | None, overwrite: bool) -> None:
     """Write the build OUT (shards + manifest) in another layout, streaming, row group by row group."""
-    from dataengine.export import ExportError, export_build
+    from dataengine.export import FORMATS, ExportError, export_build
 
+    if fmt is None:
+        raise UserError(f"--format is required (known: {', '.join(sorted(FORMATS))})")
     try:
         path, rows = export_build(out, fmt, dest, overwrite)
     except (ExportError, OSError) as exc:
