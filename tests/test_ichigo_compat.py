@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from build_facts import ManifestFacts
 from click.testing import CliRunner
 from omegaconf import OmegaConf
 from torchtune.models.llama3 import llama3
@@ -42,9 +43,11 @@ def turns(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 # -- the tokenizer's rules ------------------------------------------------------------------------
 
 
-def test_every_sample_of_a_real_build_passes_ichigos_tokenizer_rules(small_build_dir: Path) -> None:
+def test_every_sample_of_a_real_build_passes_ichigos_tokenizer_rules(
+    small_build_dir: Path, small_facts: ManifestFacts
+) -> None:
     raws = [raw for url in resolve_shards(small_build_dir) for raw in iter_raw_samples(url)]
-    assert len(raws) == 14
+    assert [json.loads(raw["json"])["id"] for raw in raws] == small_facts.ids  # every kept sample
     sound_tokenizer = _tiny()
     encoded = ConversationEncoder(sound_tokenizer).encode_block([decode_sample(raw) for raw in raws])
     seen = set()
@@ -62,7 +65,7 @@ def test_every_sample_of_a_real_build_passes_ichigos_tokenizer_rules(small_build
         else:
             assert user.kind == "sound" and not user.text
         seen.add(meta["task"])
-    assert seen == {"instruction", "transcription"}
+    assert seen == set(small_facts.tasks) == {"instruction", "transcription"}
     assert set(TRANSCRIPTION_REQUESTS) == set(ICHIGO_REQUESTS)
 
 
@@ -228,7 +231,7 @@ ICHIGO_FEATURES = [  # homebrewltd/instruction-speech-whispervq-v2 card, dataset
 
 
 def test_export_ichigo_writes_their_columns_and_datasets_reads_it_back(
-    small_build_dir: Path, tmp_path: Path
+    small_build_dir: Path, small_facts: ManifestFacts, tmp_path: Path
 ) -> None:
     dest = tmp_path / "ichigo"
     result = CliRunner().invoke(
@@ -236,7 +239,8 @@ def test_export_ichigo_writes_their_columns_and_datasets_reads_it_back(
     )
     assert result.exit_code == 0, result.output
     data = dest / "data" / "train-00000-of-00001.parquet"
-    assert f"wrote {data}: 14 rows" in result.output
+    kept = small_facts.kept
+    assert f"wrote {data}: {kept} rows" in result.output
     schema = pq.read_schema(data)
     assert [(f.name, str(f.type).replace("item", "element")) for f in schema][:7] == ICHIGO_FEATURES
     assert schema.names[7:] == ["id", "task"]
@@ -244,7 +248,9 @@ def test_export_ichigo_writes_their_columns_and_datasets_reads_it_back(
     import datasets
 
     loaded = datasets.load_dataset(str(dest), split="train")
-    assert loaded.num_rows == 14 and loaded.column_names[:7] == [n for n, _ in ICHIGO_FEATURES]
+    assert list(loaded["id"]) == small_facts.ids and loaded.column_names[:7] == [
+        n for n, _ in ICHIGO_FEATURES
+    ]
     shards = {
         json.loads(r["json"])["id"]: r
         for url in resolve_shards(small_build_dir)
@@ -273,7 +279,7 @@ def test_export_ichigo_writes_their_columns_and_datasets_reads_it_back(
         conversation_style="openai",
         train_on_input=True,
     )
-    assert len(sft) == 14 and all(_tiny().sound_start_id in sft[n]["tokens"] for n in range(14))
+    assert len(sft) == kept and all(_tiny().sound_start_id in sft[n]["tokens"] for n in range(kept))
     # streamed in row groups; same build -> same bytes
     again = tmp_path / "again.parquet"
     assert (
