@@ -12,6 +12,7 @@ import click
 from dataengine.commands import UserError
 from dataengine.commands.audio import audio_check, eval_filters
 from dataengine.commands.cache import cache_group
+from dataengine.commands.export import export
 from dataengine.commands.numerics import numerics as numerics_group
 from dataengine.commands.publish import card, pull, push, verify
 from dataengine.commands.tokenizer import tokenizer
@@ -229,6 +230,7 @@ for _command in (card, push, pull, verify):
     main.add_command(_command)
 main.add_command(cache_group)
 main.add_command(numerics_group)
+main.add_command(export)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,11 +16,14 @@ INSTRUCTION = "instruction"
 TRANSCRIPTION = "transcription"
 
 TRANSCRIPTION_REQUESTS = (
-    "Transcribe the following audio clip.",
-    "Please write down exactly what is said in this recording.",
-    "Repeat the speech in this audio as text.",
-    "What does the speaker say? Give the exact words.",
-    "Convert this spoken audio into written text.",
+    "Transcribe the following audio clip:",
+    "Convert the spoken words to text:",
+    "What is being said in this audio clip:",
+    "Transcribe the speech in this audio sample:",
+    "Please write down what is being said in the audio clip:",
+    "Generate a transcript from this sound file:",
+    "Recognize the speech in this audio clip:",
+    "Produce a text version of this audio recording:",
 )
 
 

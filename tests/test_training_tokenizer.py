@@ -110,7 +110,34 @@ def test_a_block_encodes_each_sample_exactly_as_torchtune_does_on_its_own() -> N
 def test_bad_codes_and_mismatched_spans_name_the_member() -> None:
     encoder = ConversationEncoder(tiny_tokenizer())
     good = _sample(f"hi {sound_string([1, 2])}", "ok", [1, 2], 0)
-    with pytest.raises(ShardError, match=r"^shard.tar: member s1.tokens.npy: sound code out of range 0..511"):
-        encoder.encode_block([good, _sample(sound_string([1, 2]), "ok", [1, 512], 1)])
+    with pytest.raises(
+        ShardError, match=r"^shard.tar: member s1.tokens.npy: sound code 512 out of range 0..511"
+    ):
+        encoder.encode_block([good, _sample(sound_string([1, 512]), "ok", [1, 512], 1)])
     with pytest.raises(ShardError, match=r"^shard.tar: member s2: json holds 2 sound tokens, tokens.npy 3"):
         encoder.encode_block([good, _sample(sound_string([1, 2]), "ok", [1, 2, 3], 2)])
+    no_npy = _sample(sound_string([1, 512]), "ok", [], 3)
+    no_npy.codes = None  # a shard without tokens.npy: the codes come from the text alone
+    with pytest.raises(ShardError, match=r"^shard.tar: member s3.json: sound code 512 out of range 0..511"):
+        encoder.encode_block([good, no_npy])
+    for n, user in enumerate(
+        [
+            "<|sound_start|><|sound_0001|><|sound_00x2|><|sound_end|>",  # not a code
+            f"{sound_string([1])} and {sound_string([2])}",  # two spans in one turn
+            "<|sound_start|><|sound_0001|><|sound_02|><|sound_end|>",  # uneven
+        ],
+        start=4,
+    ):
+        broken = _sample(user, "ok", [1, 2], n)
+        broken.codes = None
+        with pytest.raises(
+            ShardError, match=rf"^shard.tar: member s{n}.json: turn 0: the sound span is not a run"
+        ):
+            encoder.encode_block([good, broken])
+    without_npy = _sample(sound_string([1, 2]), "ok", [], 7)
+    without_npy.codes = None
+    tokens, labels = encoder.encode(without_npy)
+    with_npy = encoder.encode(_sample(sound_string([1, 2]), "ok", [1, 2], 8))
+    assert tokens.tolist() == with_npy[0].tolist() and labels.tolist() == with_npy[1].tolist()
+    tok = tiny_tokenizer()
+    assert tok.sound_ids([1, 2]) == tokens[tokens.tolist().index(tok.sound_start_id) :][:4].tolist()

@@ -9,26 +9,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 from torchtune.models.llama3 import llama3
-from training_fixtures import tiny_dir
+from training_fixtures import BASE_ROWS, tiny_base_model, tiny_dir
 
 from dataengine.cli import main
 from training.tiny import TINY_MODEL
 from training.tokenizer import load_special_tokens, sound_llama3_tokenizer
-
-BASE_ROWS = 320 + 257  # the tiny BPE + Llama 3's special tokens, before any sound token
-
-
-def tiny_base_model(folder: Path) -> dict[str, torch.Tensor]:
-    """A tiny llama3 without sound tokens, with the tiny tokenizer's special-token file beside it."""
-    folder.mkdir(parents=True)
-    torch.manual_seed(3)
-    state = llama3(vocab_size=BASE_ROWS, **TINY_MODEL).state_dict()
-    specials = load_special_tokens(tiny_dir() / "special_tokens.json")
-    base = {s: i for s, i in specials.items() if "sound" not in s}
-    (folder / "special_tokens.json").write_text(
-        json.dumps({"added_tokens": [{"id": i, "content": s} for s, i in base.items()]})
-    )
-    return state
 
 
 def check_rows(old: torch.Tensor, new: torch.Tensor) -> None:

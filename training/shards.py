@@ -192,34 +192,53 @@ def parse_json(payload: bytes) -> SampleJson:
 
 @dataclass(slots=True)
 class ShardSample:
-    """What training needs from one sample: its id, task, conversation and sound codes."""
+    """What training needs from one sample: its id, task, conversation and, when the shard has a
+    ``tokens.npy`` member, the sound codes stored there (checked against the conversation's text)."""
 
     id: str
     task: str
     conversations: list[Turn]
-    codes: np.ndarray
+    codes: np.ndarray | None
     shard: str
 
 
+def conversation_problem(turns: list[Turn]) -> str | None:
+    """Why ``turns`` is not an OpenAI-style chat (an optional system turn, then user and assistant
+    turns alternating, user first and assistant last), or None."""
+    roles = [t.role for t in turns]
+    body = roles[1:] if roles and roles[0] == "system" else roles
+    if not body:
+        return "conversations has no user turn"
+    for n, role in enumerate(body):
+        want = "user" if n % 2 == 0 else "assistant"
+        if role != want:
+            return f"conversations turn {n + len(roles) - len(body)} is {role!r}, expected {want!r}"
+    if body[-1] != "assistant":
+        return "conversations does not end with an assistant turn"
+    return None
+
+
 def decode_sample(raw: dict[str, Any]) -> ShardSample:
-    """Parse the ``json`` and ``tokens.npy`` members; a broken one is a ShardError naming it."""
+    """Parse the ``json`` member (and ``tokens.npy`` if there); a broken one is a ShardError naming it."""
     try:
-        payload, npy = raw["json"], raw["tokens.npy"]
+        payload = raw["json"]
     except KeyError as exc:
         raise ShardError(f"{_member(raw)}.{exc.args[0]}: missing") from None
     try:
         meta = parse_json(payload)
-        conversations = meta.conversations
-        if len(conversations) != 2 or conversations[0].role != "user" or conversations[1].role != "assistant":
-            raise ValueError("conversations is not one user turn then one assistant turn")
+        problem = conversation_problem(meta.conversations)
+        if problem is not None:
+            raise ValueError(problem)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ShardError(f"{_member(raw)}.json: {exc}") from None
-    try:
-        codes = load_codes(npy)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ShardError(f"{_member(raw)}.tokens.npy: {exc}") from None
+    codes = None
+    if "tokens.npy" in raw:
+        try:
+            codes = load_codes(raw["tokens.npy"])
+        except (ValueError, OSError, EOFError) as exc:
+            raise ShardError(f"{_member(raw)}.tokens.npy: {exc}") from None
     sample_id = raw["__key__"] if meta.id is None else str(meta.id)
-    return ShardSample(sample_id, meta.task or "", conversations, codes, raw["__shard__"])
+    return ShardSample(sample_id, meta.task or "", meta.conversations, codes, raw["__shard__"])
 
 
 def _member(raw: dict[str, Any]) -> str:

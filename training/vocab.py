@@ -1,9 +1,12 @@
 """Grow a Llama 3 checkpoint's vocabulary by the sound tokens (HF safetensors or torchtune format).
 
 New embedding rows are the mean of the existing rows, and new output rows likewise (the usual
-initialisation for added tokens: the model starts out treating them as an average token). Sound ids
-go after every existing row and special id, matching :func:`training.tokenizer.with_sound_tokens`,
-and the complete special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
+initialisation for added tokens: the model starts out treating them as an average token). With the
+``append`` layout sound ids go after every existing row and special id
+(:func:`training.tokenizer.with_sound_tokens`); with ``ichigo`` they take the ids of Ichigo's released
+checkpoints (:func:`training.tokenizer.ichigo_special_tokens`), so a Llama 3.1 checkpoint grows to
+Ichigo's 128,771 rows and an Ichigo checkpoint, already that size, is copied unchanged. The complete
+special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS
 
 from training.tokenizer import (
     DEFAULT_SOUND_CODES,
+    ICHIGO_SOUND_CODES,
+    layout_special_tokens,
     load_special_tokens,
-    with_sound_tokens,
     write_special_tokens,
 )
 
@@ -40,6 +44,7 @@ class ResizeReport:
     new_rows: int
     sound_start_id: int
     files: list[str]
+    layout: str = "append"
 
 
 def grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
@@ -65,6 +70,14 @@ def _base_special_tokens(src_dir: Path, special_tokens_path: Path | None) -> dic
     return dict(LLAMA3_SPECIAL_TOKENS)
 
 
+def _first_special_id(specials: dict[str, int]) -> int:
+    """The BPE vocabulary size of a Llama 3 style map: its lowest non-sound special id (128000)."""
+    ids = [i for token, i in specials.items() if not token.startswith("<|sound_")]
+    if not ids:
+        raise VocabError("the special-token map holds no Llama 3 special tokens")
+    return min(ids)
+
+
 def _embedding_rows(files: list[Path], fmt: str) -> int:
     for file in files:
         state = _load(file, fmt)
@@ -83,9 +96,17 @@ def _load(file: Path, fmt: str) -> dict[str, torch.Tensor]:
 
 
 def resize_vocab(
-    src: Path, dst: Path, n_sound_codes: int = DEFAULT_SOUND_CODES, special_tokens_path: Path | None = None
+    src: Path,
+    dst: Path,
+    n_sound_codes: int | None = None,
+    special_tokens_path: Path | None = None,
+    layout: str = "append",
 ) -> ResizeReport:
-    """Write ``src`` (a folder, or a single torchtune ``.pt``/``.bin`` file) with sound tokens to ``dst``."""
+    """Write ``src`` (a folder, or a single torchtune ``.pt``/``.bin`` file) with sound tokens to ``dst``.
+
+    ``n_sound_codes`` defaults to 512 (dataengine's codebook) for ``append`` and 513 for ``ichigo``."""
+    if n_sound_codes is None:
+        n_sound_codes = ICHIGO_SOUND_CODES if layout == "ichigo" else DEFAULT_SOUND_CODES
     src_dir = src if src.is_dir() else src.parent
     if not src.exists():
         raise VocabError(f"{src}: no such file or folder")
@@ -99,8 +120,11 @@ def resize_vocab(
     if dst.exists() and any(dst.iterdir()):
         raise VocabError(f"{dst}: output folder exists and is not empty")
     old_rows = _embedding_rows(files, fmt)
-    specials = with_sound_tokens(_base_special_tokens(src_dir, special_tokens_path), old_rows, n_sound_codes)
-    new_rows = max(specials.values()) + 1
+    base = _base_special_tokens(src_dir, special_tokens_path)
+    # append: after every row the checkpoint has; ichigo: counted from the BPE size (the first special id)
+    base_size = _first_special_id(base) if layout == "ichigo" else old_rows
+    specials = layout_special_tokens(base, base_size, n_sound_codes, layout)
+    new_rows = max(max(specials.values()) + 1, old_rows)  # a larger Ichigo vocabulary (v0.5) is kept
     dst.mkdir(parents=True, exist_ok=True)
     if src.is_dir():
         for other in sorted(p for p in src_dir.iterdir() if p.is_file() and p not in files):
@@ -120,7 +144,7 @@ def resize_vocab(
     if fmt == "hf":
         _update_hf_json(dst, new_rows, added_bytes)
     write_special_tokens(specials, dst / SPECIAL_TOKENS_FILE)
-    return ResizeReport(fmt, old_rows, new_rows, specials["<|sound_start|>"], [f.name for f in files])
+    return ResizeReport(fmt, old_rows, new_rows, specials["<|sound_start|>"], [f.name for f in files], layout)
 
 
 def _update_hf_json(dst: Path, rows: int, added_bytes: int) -> None:

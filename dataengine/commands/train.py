@@ -22,9 +22,17 @@ def train() -> None:
 @click.option(
     "--codes",
     type=click.IntRange(min=1),
-    default=512,
+    default=None,
+    help="Sound codes (default: 512, dataengine's codebook; 513 with --layout ichigo, as Ichigo's "
+    "checkpoints, whose extra code is the mask code).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["append", "ichigo"]),
+    default="append",
     show_default=True,
-    help="Sound codes (Ichigo's checkpoints: 513, with the mask code).",
+    help="Where the sound ids go: after every existing id, or at the ids of Ichigo's released "
+    "checkpoints (<|sound_start|> 128256, <|sound_end|> 128257, <|sound_0000|> 128258).",
 )
 @click.option(
     "--special-tokens",
@@ -33,18 +41,22 @@ def train() -> None:
     help="tokenizer.json-style special tokens of IN (default: IN/special_tokens.json, else "
     "torchtune's Llama 3 map).",
 )
-def resize_vocab(src: Path, dst: Path, codes: int, special_tokens: Path | None) -> None:
-    """Add the sound tokens to the Llama 3 checkpoint IN (HF safetensors or torchtune format), write OUT."""
+def resize_vocab(src: Path, dst: Path, codes: int | None, layout: str, special_tokens: Path | None) -> None:
+    """Add the sound tokens to the Llama 3 checkpoint IN (HF safetensors or torchtune format), write OUT.
+
+    With --layout ichigo a released Ichigo checkpoint (already 128,771 rows) is copied unchanged with a
+    special_tokens.json that lets training/ continue it on dataengine's shards."""
     from training.vocab import VocabError
     from training.vocab import resize_vocab as run_resize
 
     try:
-        report = run_resize(src, dst, n_sound_codes=codes, special_tokens_path=special_tokens)
+        report = run_resize(src, dst, n_sound_codes=codes, special_tokens_path=special_tokens, layout=layout)
     except (VocabError, ValueError, OSError) as exc:
         raise UserError(str(exc)) from None
     click.echo(
         f"{report.format} checkpoint: vocabulary {report.old_rows} -> {report.new_rows} rows "
-        f"(sound tokens from id {report.sound_start_id}); wrote {dst} and {dst / 'special_tokens.json'}"
+        f"(sound tokens from id {report.sound_start_id}{', Ichigo layout' if layout == 'ichigo' else ''}); "
+        f"wrote {dst} and {dst / 'special_tokens.json'}"
     )
 
 
