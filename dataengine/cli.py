@@ -15,6 +15,7 @@ from dataengine.commands.cache import cache_group
 from dataengine.commands.export import export
 from dataengine.commands.numerics import numerics as numerics_group
 from dataengine.commands.publish import card, pull, push, verify
+from dataengine.commands.serve import serve
 from dataengine.commands.tokenizer import tokenizer
 from dataengine.commands.train import train
 from dataengine.recipe import RecipeError, SettingError, load_recipe
@@ -231,6 +232,7 @@ for _command in (card, push, pull, verify):
 main.add_command(cache_group)
 main.add_command(numerics_group)
 main.add_command(export)
+main.add_command(serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,7 @@ from dataengine.text.filters import TextFilter
 from dataengine.tokenizer.stage import TokenizerStage
 from dataengine.tts.stage import TTSStage
 from dataengine.writers.manifest import ManifestWriter
-from dataengine.writers.members import members_digest, sample_members
+from dataengine.writers.members import members_digest, reject_members, sample_members
 from dataengine.writers.shards import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,18 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 8
 """Samples per batch when the build has no ``limit`` (and the recipe sets no ``executor.batch_size``)."""
 BATCHES_PER_WORKER = 32
-OUTPUT_PARTS = ("shards", "manifest", "recipe.yaml", "build.json", "README.md", "plots", "checksums.json")
+OUTPUT_PARTS = (
+    "shards",
+    "rejected",
+    "manifest",
+    "recipe.yaml",
+    "build.json",
+    "README.md",
+    "plots",
+    "examples",
+    "preview",
+    "checksums.json",
+)
 STAGING = ".partial"
 """The build is written here inside OUT and moved into place only when complete."""
 OWNER_MARK = ".dataengine-build"
@@ -270,6 +281,13 @@ def build(
     shards = ShardWriter(
         staging / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
     )
+    rejected = ShardWriter(
+        staging / "rejected",
+        recipe.shards.split,
+        recipe.shards.max_samples,
+        recipe.shards.max_bytes,
+        unique_keys=True,
+    )
     manifest = ManifestWriter(staging / "manifest", METRIC_NAMES)
     mixer = TaskMixer(recipe.format.instruction_ratio, recipe.seed)
     seen_ids: set[str] = set()
@@ -282,11 +300,12 @@ def build(
             total.merge(part)
         before = len(manifest.rejects)
         for sample in batch:
-            _write_sample(sample, recipe, mixer, shards, manifest, seen_ids, summary)
+            _write_sample(sample, recipe, mixer, (shards, rejected), manifest, seen_ids, summary)
         bars.update(len(batch), [s.dropped for s in batch_stats] + [len(manifest.rejects) - before])
     bars.close()
 
     summary.shards = shards.close()
+    rejected.close()
     manifest.close()
     (staging / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
     summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in manifest.rejects)
@@ -313,12 +332,14 @@ def _write_sample(
     sample: Sample,
     recipe: Recipe,
     mixer: TaskMixer,
-    shards: ShardWriter,
+    writers: tuple[ShardWriter, ShardWriter],
     manifest: ManifestWriter,
     seen_ids: set[str],
     summary: BuildSummary,
 ) -> None:
-    """The ordered part for one sample: dedupe ids, pick its task, format it, write it (or its reject)."""
+    """The ordered part for one sample: dedupe ids, pick its task, format it, write it (or its reject,
+    with its audio in the ``rejected`` shards when the recipe keeps it)."""
+    shards, rejected = writers
     if sample.kept and sample.id in seen_ids:
         sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
     if sample.kept:
@@ -329,7 +350,12 @@ def _write_sample(
         except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
             sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
     if not sample.kept:
-        manifest.add_reject(sample)
+        assert sample.reject is not None
+        members = None
+        if recipe.shards.keep_rejected_audio and not rejected.holds(sample.id):
+            if sample.reject.reason != "duplicate_id":  # a duplicate id's audio is the kept sample's
+                members = reject_members(sample)
+        manifest.add_reject(sample, rejected.add(sample.id, members) if members else None)
         return
     seen_ids.add(sample.id)
     shard = shards.add(sample.id, members)

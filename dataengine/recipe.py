@@ -195,6 +195,10 @@ class ShardConfig(_Section):
     max_samples: int = Field(1000, ge=1)
     max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     keep_audio: bool = True
+    keep_rejected_audio: bool = True
+    """Also write the audio of rejected samples (those TTS spoke) to ``OUT/rejected/{split}-NNNNNN.tar``
+    (``json`` + ``flac``; the manifest's ``rejects.shard`` names the file), so they can be heard
+    (``dataengine serve``) and published. Training never reads them."""
 
 
 class StageResources(_Section):

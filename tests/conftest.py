@@ -54,3 +54,19 @@ def small_build_dir(small_build: BuildSummary) -> Path:
 def small_facts(small_build_dir: Path) -> ManifestFacts:
     """The shared small build's kept count, ids and shards (its ``limit`` is 14 source rows, not 14 kept)."""
     return manifest_facts(small_build_dir)
+
+
+@pytest.fixture(scope="session")
+def rejecting_build_dir(tmp_path_factory: pytest.TempPathFactory, small_build: BuildSummary) -> Path:
+    """The small build again with ``min_duration_s`` at its median kept duration: about half its samples
+    are rejected as ``too_short``, with their audio in ``rejected/`` (every stage result is cached)."""
+    import duckdb
+
+    samples = str(small_build.out / "manifest" / "samples.parquet")
+    median = duckdb.sql(f"SELECT median(duration_s) FROM '{samples}'").fetchall()[0][0]
+    recipe = Recipe.model_validate(
+        {**SMALL_RECIPE, "name": "small-rejecting", "audio_filters": {"min_duration_s": round(median, 4)}}
+    )
+    out = tmp_path_factory.mktemp("builds") / "small-rejecting"
+    build(recipe, out, progress=False, cache=StageCache())
+    return out

@@ -154,7 +154,30 @@ def iter_member_batches(
         window.close()
 
 
+def member_spans(path: str | os.PathLike[str]) -> list[tuple[str, int, int]]:
+    """``(name, data offset, size)`` of every regular-file member of a local tar file, headers checked as
+    by :func:`iter_members` but no member's data read (the file is memory-mapped; only headers are touched).
+    Raises TarStreamError on damage or truncation."""
+    with open(path, "rb") as stream:
+        window = _Window(stream)
+        try:
+            if not isinstance(window.buf, mmap.mmap):
+                raise TarStreamError("truncated: no end-of-archive block", "(start of file)")
+            return [span for _, spans in _member_spans(window, None) for span in spans]
+        finally:
+            window.close()
+
+
 def _member_batches(window: _Window, suffixes: tuple[str, ...] | None) -> Iterator[list[tuple[str, bytes]]]:
+    for buf, spans in _member_spans(window, suffixes):
+        yield [(name, buf[data : data + size]) for name, data, size in spans]
+
+
+def _member_spans(
+    window: _Window, suffixes: tuple[str, ...] | None
+) -> Iterator[tuple[bytes | mmap.mmap, list[tuple[str, int, int]]]]:
+    """The walk: per window, the buffer and ``(name, data offset in it, size)`` of the members it holds
+    (wanted ones only); the buffer is valid until the next step."""
     last = "(start of file)"
     next_name: str | None = None
     unpack_header = _HEADER.unpack_from
@@ -212,7 +235,7 @@ def _member_batches(window: _Window, suffixes: tuple[str, ...] | None) -> Iterat
         good = found if bad is None else [f for f in found if f[0] <= bad]
         if good:
             last = good[-1][1]
-            yield [(name, buf[data : data + size]) for _, name, data, size in good if size >= 0]
+            yield buf, [(name, data, size) for _, name, data, size in good if size >= 0]
         if bad is not None:
             raise TarStreamError("bad header checksum", last)
         if error is not None:

@@ -12,8 +12,11 @@ from dataengine.publish import PublishError
 CHECKSUMS_FILE = "checksums.json"
 CARD_FILE = "README.md"
 PLOTS_DIR = "plots"
-DATA_PARTS = ("shards", "manifest", "recipe.yaml", "build.json")
+DATA_PARTS = ("shards", "rejected", "manifest", "recipe.yaml", "build.json")
 """The build's own output: the fingerprint covers exactly these (never the card, which may be re-rendered)."""
+OPTIONAL_PARTS = ("rejected",)
+"""Parts a build may lack: rejected audio is absent when nothing with audio was rejected (an empty folder
+does not survive a push) or the recipe set ``shards.keep_rejected_audio: false``."""
 
 
 def file_sha256(path: Path) -> str:
@@ -38,7 +41,7 @@ def data_files(out: Path) -> list[str]:
             ]
         elif path.is_file():
             paths.append(part)
-        else:
+        elif part not in OPTIONAL_PARTS:
             raise PublishError(f"{out}: not a dataengine build (missing {part})")
     return sorted(paths)
 

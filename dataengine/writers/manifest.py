@@ -42,6 +42,15 @@ REJECT_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("voice", pa.string()),
     ("duration_s", pa.float64()),
 ]
+REJECT_AUDIO_COLUMN: tuple[str, pa.DataType] = ("shard", pa.string())
+"""Written after :data:`REJECT_COLUMNS`: the file under ``rejected/`` holding the sample's audio (null:
+none was kept). Not required of a manifest: builds made before rejected audio was kept lack it."""
+
+
+def _metric_columns(metric_names: list[str], columns: list[tuple[str, pa.DataType]]) -> list[str]:
+    """The metrics that get a column of their own in a table with ``columns`` (not already one of them)."""
+    base = {name for name, _ in columns}
+    return [name for name in metric_names if name not in base]
 
 
 class ManifestWriter:
@@ -53,15 +62,16 @@ class ManifestWriter:
 
     def __init__(self, folder: Path, metric_names: list[str]) -> None:
         self.folder = folder
-        base = {name for name, _ in SAMPLE_COLUMNS + REJECT_COLUMNS}
-        self.metric_names = [name for name in metric_names if name not in base]  # e.g. duration_s
+        self.sample_metrics = _metric_columns(metric_names, SAMPLE_COLUMNS)  # e.g. duration_s is a column
+        self.reject_metrics = _metric_columns(metric_names, REJECT_COLUMNS)  # n_sound_tokens is a metric
         self.samples: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
 
-    def _metrics(self, sample: Sample) -> dict[str, float | None]:
+    @staticmethod
+    def _metrics(sample: Sample, names: list[str]) -> dict[str, float | None]:
         return {
             name: (round(float(sample.metrics[name]), METRIC_DECIMALS) if name in sample.metrics else None)
-            for name in self.metric_names
+            for name in names
         }
 
     def add_kept(self, sample: Sample, shard: str, sha256: str) -> None:
@@ -79,11 +89,11 @@ class ManifestWriter:
                 "duration_s": round(sample.duration_s, METRIC_DECIMALS),
                 "n_sound_tokens": 0 if sample.tokens is None else len(sample.tokens),
                 "sha256": sha256,
-                **self._metrics(sample),
+                **self._metrics(sample, self.sample_metrics),
             }
         )
 
-    def add_reject(self, sample: Sample) -> None:
+    def add_reject(self, sample: Sample, shard: str | None = None) -> None:
         reject = sample.reject
         assert reject is not None
         self.rejects.append(
@@ -98,12 +108,16 @@ class ManifestWriter:
                 "prompt": sample.prompt,
                 "voice": sample.voice,
                 "duration_s": round(sample.duration_s, METRIC_DECIMALS) if sample.audio is not None else None,
-                **self._metrics(sample),
+                "shard": shard,
+                **self._metrics(sample, self.reject_metrics),
             }
         )
 
-    def _table(self, rows: list[dict[str, Any]], columns: list[tuple[str, pa.DataType]]) -> pa.Table:
-        fields = columns + [(name, pa.float64()) for name in self.metric_names]
+    @staticmethod
+    def _table(
+        rows: list[dict[str, Any]], columns: list[tuple[str, pa.DataType]], metrics: list[str]
+    ) -> pa.Table:
+        fields = columns + [(name, pa.float64()) for name in metrics]
         schema = pa.schema(fields)
         return pa.Table.from_pylist(rows, schema=schema)
 
@@ -113,11 +127,11 @@ class ManifestWriter:
         con = duckdb.connect()
         try:
             con.execute("SET threads = 1")
-            for name, rows, columns in (
-                (SAMPLES_FILE, self.samples, SAMPLE_COLUMNS),
-                (REJECTS_FILE, self.rejects, REJECT_COLUMNS),
+            for name, rows, columns, metrics in (
+                (SAMPLES_FILE, self.samples, SAMPLE_COLUMNS, self.sample_metrics),
+                (REJECTS_FILE, self.rejects, [*REJECT_COLUMNS, REJECT_AUDIO_COLUMN], self.reject_metrics),
             ):
-                rows_table = self._table(rows, columns)  # noqa: F841 - read by DuckDB's replacement scan
+                rows_table = self._table(rows, columns, metrics)  # noqa: F841 - read by DuckDB's replacement scan
                 tmp = self.folder / f".{name}.tmp"
                 con.execute(
                     f"COPY (SELECT * FROM rows_table ORDER BY \"index\", id) TO '{tmp}' "

@@ -50,6 +50,36 @@ def sample_members(sample: Sample, keep_audio: bool) -> dict[str, bytes]:
     return members
 
 
+def reject_record(sample: Sample) -> dict[str, Any]:
+    """The JSON metadata of a rejected sample: why it was dropped and what was measured until then."""
+    reject = sample.reject
+    assert reject is not None
+    return {
+        "id": sample.id,
+        "index": sample.index,
+        "source": sample.source,
+        "stage": reject.stage,
+        "reason": reject.reason,
+        "value": None if reject.value is None else round(float(reject.value), METRIC_DECIMALS),
+        "detail": reject.detail,
+        "prompt": sample.prompt,
+        "response": sample.response,
+        "voice": sample.voice,
+        "duration_s": round(sample.duration_s, METRIC_DECIMALS),
+        "metrics": {k: round(float(v), METRIC_DECIMALS) for k, v in sorted(sample.metrics.items())},
+    }
+
+
+def reject_members(sample: Sample) -> dict[str, bytes] | None:
+    """``json`` + ``flac`` of a rejected sample that has audio (None without audio: rejected before TTS)."""
+    if sample.audio is None or not len(sample.audio):
+        return None
+    return {
+        "json": json.dumps(reject_record(sample), ensure_ascii=False, sort_keys=True).encode("utf-8"),
+        "flac": encode_flac(sample.audio, AUDIO_SAMPLE_RATE),
+    }
+
+
 def members_digest(members: dict[str, bytes]) -> str:
     """sha256 over every member (extension, length, bytes) in name order: the sample's identity."""
     digest = hashlib.sha256()

@@ -24,7 +24,10 @@ class ShardWriter:
     the samples.
     """
 
-    def __init__(self, folder: Path, split: str, max_samples: int, max_bytes: int) -> None:
+    def __init__(
+        self, folder: Path, split: str, max_samples: int, max_bytes: int, unique_keys: bool = False
+    ) -> None:
+        """``unique_keys``: remember every key written, so :meth:`holds` can tell a repeated one."""
         self.folder = folder
         self.split = split
         self.max_samples = max_samples
@@ -34,6 +37,7 @@ class ShardWriter:
         self._handle = None
         self._count = 0
         self._bytes = 0
+        self._keys: set[str] | None = set() if unique_keys else None
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -59,6 +63,10 @@ class ShardWriter:
         self._writer = None
         self._handle = None
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` was written already (only known with ``unique_keys``)."""
+        return self._keys is not None and key in self._keys
+
     def add(self, key: str, members: dict[str, bytes]) -> str:
         """Append one sample (rolling over to a new shard first when it would not fit); return its shard."""
         size = sum(_tar_size(len(payload)) for payload in members.values())
@@ -70,6 +78,8 @@ class ShardWriter:
             self._open()
         assert self._writer is not None
         self._writer.write({"__key__": key, **members})
+        if self._keys is not None:
+            self._keys.add(key)
         self._count += 1
         self._bytes += size
         return self.current_name
