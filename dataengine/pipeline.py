@@ -54,7 +54,6 @@ OUTPUT_PARTS = (
     "README.md",
     "plots",
     "examples",
-    "preview",
     "checksums.json",
 )
 STAGING = ".partial"

@@ -35,7 +35,8 @@ def test_card_content_matches_the_manifest(carded: Path, small_facts: ManifestFa
     text = (carded / "README.md").read_text()
     header = yaml.safe_load(text.split("---\n")[1])
     assert header["configs"][0]["data_files"] == [{"split": "train", "path": "shards/train-*.tar"}]
-    features = {f["name"]: f for f in header["dataset_info"]["features"]}
+    info = {i["config_name"]: i for i in header["dataset_info"]}
+    features = {f["name"]: f for f in info["default"]["features"]}
     assert features["flac"]["dtype"] == "binary" and features["tokens.npy"]["list"] == "int16"
     stats = manifest_stats(carded)
     assert stats["kept"] == small_facts.kept and f"**{small_facts.kept} samples**" in text
@@ -87,3 +88,82 @@ def test_load_dataset_from_a_local_folder(
 def test_card_on_a_folder_that_is_not_a_build(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["card", str(tmp_path)])
     assert result.exit_code == 2 and "not a dataengine build" in result.output
+
+
+@pytest.fixture()
+def carded_rejecting(rejecting_build_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "rejecting"
+    shutil.copytree(rejecting_build_dir, out)
+    result = CliRunner().invoke(main, ["card", str(out), "--repo", "org/listen", "--version", "v0.1.0"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_card_plays_a_kept_and_a_rejected_example(carded_rejecting: Path) -> None:
+    import duckdb
+    import soundfile as sf
+
+    text = (carded_rejecting / "README.md").read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    configs = {c["config_name"]: c["data_files"] for c in header["configs"]}
+    assert configs["listen"] == configs["default"] == [{"split": "train", "path": "shards/train-*.tar"}]
+    assert configs["rejected"] == [{"split": "train", "path": "rejected/*.tar"}]
+    info = {i["config_name"]: {f["name"]: f for f in i["features"]} for i in header["dataset_info"]}
+    assert info["default"]["flac"]["dtype"] == "binary"
+    for config in ("listen", "rejected"):
+        assert info[config]["flac"]["dtype"] == {"audio": {"sampling_rate": 16000, "decode": False}}
+    manifest = carded_rejecting / "manifest"
+    for status, table in (("kept", "samples"), ("rejected", "rejects")):
+        url = f"https://huggingface.co/datasets/org/listen/resolve/v0.1.0/examples/{status}.flac"
+        assert f'<audio controls preload="none" src="{url}"></audio>' in text
+        assert f"[examples/{status}.flac](examples/{status}.flac)" in text
+        first, duration = duckdb.sql(
+            f"SELECT id, duration_s FROM '{manifest}/{table}.parquet' ORDER BY index LIMIT 1"
+        ).fetchall()[0]
+        assert f"`{first}`" in text
+        assert abs(sf.info(str(carded_rejecting / "examples" / f"{status}.flac")).duration - duration) < 1e-3
+    assert "rejected by `audio_filters/too_short`" in text
+
+
+def test_load_dataset_with_the_viewer_configs_present(
+    carded_rejecting: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default config still loads without an audio decoder; the viewer's configs resolve to the
+    shards and the rejected audio, with ``flac`` as ``Audio(decode=False)``."""
+    import datasets
+    import duckdb
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    kept, rejected = duckdb.sql(
+        f"SELECT (SELECT count(*) FROM '{carded_rejecting}/manifest/samples.parquet'), "
+        f"(SELECT count(*) FROM '{carded_rejecting}/manifest/rejects.parquet' WHERE shard IS NOT NULL)"
+    ).fetchall()[0]
+    ds = datasets.load_dataset(str(carded_rejecting), split="train", cache_dir=str(tmp_path / "c"))
+    assert len(ds) == kept and isinstance(ds[0]["flac"], bytes)
+    for config, files in (("listen", "shards"), ("rejected", "rejected")):
+        builder = datasets.load_dataset_builder(str(carded_rejecting), config, cache_dir=str(tmp_path / "c"))
+        assert builder.info.features["flac"] == datasets.Audio(sampling_rate=16000, decode=False)
+        paths = builder.config.data_files["train"]
+        assert paths and all(f"/{files}/" in p for p in paths)
+    assert rejected > 0 and len(list((carded_rejecting / "rejected").glob("*.tar"))) >= 1
+
+
+def test_webdataset_audio_needs_torchcodec_even_with_decode_false(rejecting_build_dir: Path) -> None:
+    """Why ``default`` keeps ``flac`` as bytes: declared as Audio, even with decode=False, the WebDataset
+    loader encodes each example through torchcodec, so without it load_dataset fails."""
+    import importlib.util
+
+    import datasets
+
+    if importlib.util.find_spec("torchcodec") is not None:
+        pytest.skip("torchcodec is installed here, so the Audio configs load too")
+    from dataengine.publish.card import hf_features, manifest_stats
+
+    features = hf_features(manifest_stats(rejecting_build_dir)["metric_names"], keep_audio=True)
+    features["flac"] = datasets.Audio(decode=False)
+    tars = sorted(str(p) for p in (rejecting_build_dir / "shards").glob("*.tar"))
+    stream = datasets.load_dataset(
+        "webdataset", data_files={"train": tars}, features=features, streaming=True
+    )
+    with pytest.raises(ImportError, match="torchcodec"):
+        next(iter(stream["train"]))

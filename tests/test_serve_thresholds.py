@@ -305,3 +305,31 @@ def test_copy_as_recipe_rebuilds_with_the_moved_bound(rejecting_build_dir: Path,
             catalog.recipe, {"audio_filters.min_duration_s": 0.25, "tokenizer.max_sound_tokens": 321}
         ).model_dump()
     )
+
+
+def test_a_kept_sample_whose_rounded_metric_fails_its_bound_is_borderline(
+    rejecting_build_dir: Path, tmp_path: Path
+) -> None:
+    """The manifest rounds metrics to 4 decimals: a kept clip that measured just above a bound can read as
+    below it. The explorer counts it apart and never as a change (it used to crash on such a row)."""
+    import shutil
+
+    out = tmp_path / "build"
+    shutil.copytree(rejecting_build_dir, out)
+    samples = out / "manifest" / "samples.parquet"
+    con = duckdb.connect()
+    first = con.execute(f"SELECT min(index) FROM '{samples}'").fetchall()[0][0]
+    limit = Catalog(out).recipe.audio_filters.min_duration_s
+    con.execute(
+        f"COPY (SELECT * REPLACE "
+        f"(CASE WHEN index = {first} THEN {limit} - 0.0001 ELSE duration_s END AS duration_s) "
+        f"FROM '{samples}') TO '{tmp_path / 's.parquet'}' (FORMAT parquet)"
+    )
+    shutil.move(tmp_path / "s.parquet", samples)
+    catalog = Catalog(out)
+    longest = con.execute(f"SELECT max(duration_s) FROM '{samples}'").fetchall()[0][0]
+    changes = {"audio_filters.max_duration_s": longest - 0.001}  # drops the longest clip
+    result = catalog.explore(changes)
+    assert result["totals"] == oracle(catalog, changes)
+    assert result["totals"]["borderline"] == 1 and result["totals"]["dropped"] == 1
+    assert {r["reason"] for r in result["by_reason"]} == {"", "audio_filters/too_long"}

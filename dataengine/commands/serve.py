@@ -38,6 +38,7 @@ def serve(out: Path, port: int, host: str) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections made from now on wait for the server instead of being refused
     except OSError as exc:
         sock.close()
         why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"

@@ -16,6 +16,7 @@ from dataengine import __version__
 from dataengine.manifest import ManifestError, open_manifest
 from dataengine.publish import PublishError
 from dataengine.publish.files import CARD_FILE, PLOTS_DIR
+from dataengine.publish.listen import REJECTED_DIR, rejected_features, write_examples
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cards"
 TEMPLATE_NAME = "dataset_card.md.j2"
@@ -148,12 +149,27 @@ def hf_features(metric_names: list[str], keep_audio: bool) -> Any:
     return Features(features)
 
 
-def yaml_header(name: str, stats: dict[str, Any], keep_audio: bool) -> dict[str, Any]:
-    """The card's YAML metadata: Hub tags plus ``configs`` and ``dataset_info`` for ``load_dataset``."""
+def yaml_header(
+    name: str, stats: dict[str, Any], keep_audio: bool, rejected_audio: bool = False
+) -> dict[str, Any]:
+    """The card's YAML metadata: Hub tags plus ``configs`` and ``dataset_info`` for ``load_dataset``: the
+    ``default`` config (``flac`` as bytes), and for the Hub's viewer ``listen`` (the same shards, ``flac``
+    as audio) and ``rejected`` (the rejected samples' audio), see :mod:`dataengine.publish.listen`."""
+    from datasets import Audio
+
     splits = [s for s, _, _ in stats["splits"]] or ["train"]
     features = hf_features(stats["metric_names"], keep_audio)
     kept = stats["kept"]
     size = "n<1K" if kept < 1000 else "1K<n<10K" if kept < 10_000 else "10K<n<100K"
+    shards = [{"split": s, "path": f"shards/{s}-*.tar"} for s in splits]
+    configs = [("default", shards, features)]
+    if keep_audio:
+        playable = features.copy()
+        playable["flac"] = Audio(sampling_rate=16000, decode=False)
+        configs.append(("listen", shards, playable))
+    if rejected_audio:
+        files = [{"split": "train", "path": f"{REJECTED_DIR}/*.tar"}]
+        configs.append(("rejected", files, rejected_features(stats["metric_names"])))
     return {
         "pretty_name": name,
         "language": ["en"],
@@ -161,16 +177,8 @@ def yaml_header(name: str, stats: dict[str, Any], keep_audio: bool) -> dict[str,
         "task_categories": ["automatic-speech-recognition", "text-generation"],
         "tags": ["speech", "webdataset", "ichigo", "whispervq", "synthetic", "dataengine"],
         "size_categories": [size],
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": s, "path": f"shards/{s}-*.tar"} for s in splits],
-            }
-        ],
-        "dataset_info": {
-            "config_name": "default",
-            "features": features._to_yaml_list(),
-        },
+        "configs": [{"config_name": c, "data_files": files} for c, files, _ in configs],
+        "dataset_info": [{"config_name": c, "features": f._to_yaml_list()} for c, _, f in configs],
     }
 
 
@@ -233,8 +241,21 @@ def render_card(
     plots = write_plots(
         Path(dest or out) / PLOTS_DIR, stats["durations"], stats["token_counts"], stats["reasons"]
     )
+    examples = write_examples(out, Path(dest or out))
+    hub = f"https://huggingface.co/datasets/{repo_id}" if repo_id and not local else ""
+    listen = {
+        "examples": examples,
+        "urls": {
+            s: f"{hub}/resolve/{version or 'main'}/{e['file']}" if hub else e["file"]
+            for s, e in examples.items()
+        },
+        "viewer": f"{hub}/viewer" if hub else "",
+        "rejected": any((out / REJECTED_DIR).glob("*.tar")),
+    }
     name = repo_id or recipe.get("name", out.name)
-    header = yaml.safe_dump(yaml_header(name, stats, keep_audio), sort_keys=False, allow_unicode=True)
+    header = yaml.safe_dump(
+        yaml_header(name, stats, keep_audio, listen["rejected"]), sort_keys=False, allow_unicode=True
+    )
     env = Environment(
         loader=FileSystemLoader(os.environ.get("DATAENGINE_CARD_TEMPLATES", TEMPLATE_DIR)),
         undefined=StrictUndefined,
@@ -256,6 +277,7 @@ def render_card(
         plots={k: f"{PLOTS_DIR}/{v}" for k, v in plots.items()},
         licenses=_licenses(recipe),
         keep_audio=keep_audio,
+        listen=listen,
         local=local,
         splits=[s for s, _, _ in stats["splits"]] or ["train"],
     )

@@ -46,12 +46,18 @@ def data_files(out: Path) -> list[str]:
     return sorted(paths)
 
 
+LISTEN_FILES = ("examples/*.flac",)
+"""Written with the card for its audio players (``publish.listen``)."""
+
+
 def card_files(out: Path) -> list[str]:
-    """The card and its plots, when present."""
+    """The card, its plots and its example audio, when present."""
     out = Path(out)
     paths = [CARD_FILE] if (out / CARD_FILE).is_file() else []
     if (out / PLOTS_DIR).is_dir():
         paths += [p.relative_to(out).as_posix() for p in sorted((out / PLOTS_DIR).glob("*.png"))]
+    for pattern in LISTEN_FILES:
+        paths += [p.relative_to(out).as_posix() for p in sorted(out.glob(pattern)) if p.is_file()]
     return paths
 
 

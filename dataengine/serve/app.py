@@ -19,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataengine.serve.catalog import TEXT_FILTERS, Catalog, Filters, QueryError
-from dataengine.serve.media import ShardIndex, parse_range, read_range, spectrogram_png
+from dataengine.serve.media import parse_range, spectrogram_png
+from dataengine.tarindex import ShardIndex, read_range
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")

@@ -433,7 +433,9 @@ class Catalog:
         sql = (
             f"WITH explored AS ({explored}) "
             "SELECT change, coalesce(task, '') AS task, coalesce(voice, '') AS voice, "
-            "CASE WHEN change = 'dropped' THEN new_reason ELSE stage || '/' || reason END AS why, count(*) "
+            "coalesce(CASE WHEN change = 'dropped' THEN new_reason ELSE stage || '/' || reason END, '') "
+            "AS why, "
+            "count(*) "
             "FROM explored WHERE change IS NOT NULL GROUP BY ALL"
         )
         rows = cur.execute(sql, th.used(sql, args)).fetchall()

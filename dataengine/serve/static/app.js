@@ -346,6 +346,8 @@ async function thresholdsPage(root) {
   root.replaceChildren(h("h1", {}, "Threshold explorer"),
     h("p", { class: "muted" }, "Move a recipe bound: the counts come from the metrics stored in the manifest, judged by the filters' own rules. Nothing is rebuilt."),
     h("div", { class: "explorer" }, list, results));
+  const focused = list.querySelector(`[data-bound="${CSS.escape(focus || "")}"]`);
+  if (focused) list.scrollTop = focused.offsetTop - list.offsetTop - 60;
 
   function boundRow(b) {
     const [lo, hi] = b.range;
