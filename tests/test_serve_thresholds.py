@@ -20,7 +20,7 @@ from dataengine.pipeline import METRIC_NAMES, build_stages
 from dataengine.recipe import Recipe
 from dataengine.sample import Sample
 from dataengine.serve import thresholds as th
-from dataengine.serve.catalog import Catalog
+from dataengine.serve.catalog import Catalog, Filters
 from dataengine.text.filters import check_text
 from dataengine.tokenizer.stage import TokenizerStage
 
@@ -333,3 +333,36 @@ def test_a_kept_sample_whose_rounded_metric_fails_its_bound_is_borderline(
     assert result["totals"] == oracle(catalog, changes)
     assert result["totals"]["borderline"] == 1 and result["totals"]["dropped"] == 1
     assert {r["reason"] for r in result["by_reason"]} == {"", "audio_filters/too_long"}
+
+
+def test_a_build_from_before_rejected_audio_was_kept_opens(rejecting_build_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(rejecting_build_dir, out)
+    rejects = out / "manifest" / "rejects.parquet"
+    duckdb.execute(
+        f"COPY (SELECT * EXCLUDE (shard, n_sound_tokens) FROM '{rejects}') "
+        f"TO '{tmp_path / 'r.parquet'}' (FORMAT parquet)"
+    )
+    shutil.move(tmp_path / "r.parquet", rejects)
+    shutil.rmtree(out / "rejected")
+    catalog = Catalog(out)
+    assert catalog.overview()["rejected"] > 0 and catalog.overview()["rejected_with_audio"] == 0
+    rejected = catalog.browse(Filters(equal={"status": "rejected"}))["rows"][0]["id"]
+    assert catalog.audio_location("rejected", rejected) is None
+    assert "error" not in catalog.explore({"audio_filters.min_duration_s": 0.1})
+
+
+def test_a_folder_that_is_not_a_build_is_one_line(tmp_path: Path) -> None:
+    from dataengine.manifest import ManifestError
+
+    with pytest.raises(ManifestError, match="not a dataengine build"):
+        Catalog(tmp_path)
+    (tmp_path / "manifest").mkdir()
+    for name in ("samples.parquet", "rejects.parquet"):
+        (tmp_path / "manifest" / name).write_bytes(b"not parquet")
+    (tmp_path / "build.json").write_text("{}")
+    (tmp_path / "recipe.yaml").write_text("name: x\n")
+    with pytest.raises(ManifestError, match="unreadable manifest"):
+        Catalog(tmp_path)

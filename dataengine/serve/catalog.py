@@ -85,19 +85,10 @@ class Catalog:
                 f"{out}: unreadable recipe.yaml or build.json ({type(exc).__name__})"
             ) from None
         self._db = duckdb.connect()
-        paths = [str(f).replace("'", "''") for f in files]
-        self._db.execute(f"CREATE VIEW samples AS SELECT * FROM read_parquet('{paths[0]}')")
-        self._db.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{paths[1]}')")
-        self._db.execute(
-            "CREATE VIEW items AS SELECT *, 'kept' AS status FROM samples "
-            "UNION ALL BY NAME SELECT *, 'rejected' AS status FROM rejects"
-        )
-        self._db.execute("SET allowed_paths = [" + ", ".join(f"'{p}'" for p in paths) + "]")
-        self._db.execute("SET enable_external_access = false")
-        self._db.execute("SET lock_configuration = true")
         try:
-            described = self._db.execute("DESCRIBE items").fetchall()
+            described = self._views(files)
         except duckdb.Error as exc:
+            self._db.close()
             raise ManifestError(f"{out}: unreadable manifest ({str(exc).strip().splitlines()[0]})") from None
         self.columns: dict[str, str] = {row[0]: row[1] for row in described}
         required = {name for name, _ in SAMPLE_COLUMNS + REJECT_COLUMNS}
@@ -110,6 +101,28 @@ class Catalog:
         self.stages = [s for s in th.STAGE_ORDER if s != "asr" or self.recipe.asr.model != "none"]
         self._lock = threading.Lock()
         self._cached: dict[str, Any] = {}
+
+    def _views(self, files: list[Path]) -> list[tuple]:
+        """Views ``samples``, ``rejects`` and ``items`` (both, with ``status``) over the two Parquet files,
+        which become the only files the connection may read; the columns of ``items``."""
+        db = self._db
+        paths = [str(f).replace("'", "''") for f in files]
+        db.execute(f"CREATE VIEW samples AS SELECT * FROM read_parquet('{paths[0]}')")
+        db.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{paths[1]}')")
+        if "shard" not in {r[0] for r in db.execute("DESCRIBE rejects").fetchall()}:
+            # a build from before rejected audio was kept: none of its rejects can be played
+            db.execute(
+                "CREATE OR REPLACE VIEW rejects AS "
+                f"SELECT *, NULL::VARCHAR AS shard FROM read_parquet('{paths[1]}')"
+            )
+        db.execute(
+            "CREATE VIEW items AS SELECT *, 'kept' AS status FROM samples "
+            "UNION ALL BY NAME SELECT *, 'rejected' AS status FROM rejects"
+        )
+        db.execute("SET allowed_paths = [" + ", ".join(f"'{p}'" for p in paths) + "]")
+        db.execute("SET enable_external_access = false")
+        db.execute("SET lock_configuration = true")
+        return db.execute("DESCRIBE items").fetchall()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for one request (DuckDB connections are not shared between threads)."""
