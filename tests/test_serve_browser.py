@@ -4,6 +4,7 @@ their end, a reject reason filters the table, and a moved threshold shows the co
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +56,14 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
     """A page whose console errors, page errors and failed requests fail the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
     problems: list[str] = []
+
+    def remote(route: Any) -> None:  # the app must work offline: nothing but the server itself
+        problems.append(f"remote request: {route.request.url}")
+        route.abort()
+
+    context.route(re.compile(r"^(?!http://127\.0\.0\.1:\d+/)[a-z]+://"), remote)
+    page = context.new_page()
     page.on(
         "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
     )
