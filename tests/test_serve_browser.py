@@ -129,7 +129,7 @@ def play_to_end(page: Any) -> float:
 def test_a_sample_plays_to_its_end(
     page: Any, server: str, rejecting_build_dir: Path, status: str, tmp_path: Path
 ) -> None:
-    table = "samples" if status == "kept" else "rejects"
+    table = "samples" if status == "kept" else "rejects WHERE reason = 'too_short'"
     sample_id, duration = manifest(
         rejecting_build_dir, f"SELECT id, duration_s FROM {table} ORDER BY index LIMIT 1"
     )[0]
