@@ -20,7 +20,7 @@ import torch
 from dataengine.audio.asr import WhisperASR, error_rates
 from dataengine.audio.io import resample
 from dataengine.recipe import RecipeError, TTSConfig, VoiceConfig
-from dataengine.tts import ipa, kokoro_voices
+from dataengine.tts import ipa
 from dataengine.tts.base import make_backend
 from dataengine.tts.kokoro import MAX_TOKENS, KokoroBackend, model_file, token_chunks, vocab
 from dataengine.tts.kokoro_voices import (
@@ -56,7 +56,10 @@ def one_line_error(exc_type: type[Exception], fn, *args: object) -> str:  # noqa
 def test_voice_forms_parse_to_normalised_blends(tmp_path: Path) -> None:
     assert parse_voice("jf_alpha") == Blend((("jf_alpha", 1.0),))
     blend = parse_voice(" jf_alpha*3 + jm_kumo*1 ")
-    assert blend == Blend((("jf_alpha", 0.75), ("jm_kumo", 0.25))) and blend.spec() == "jf_alpha*0.75+jm_kumo*0.25"
+    assert (
+        blend == Blend((("jf_alpha", 0.75), ("jm_kumo", 0.25)))
+        and blend.spec() == "jf_alpha*0.75+jm_kumo*0.25"
+    )
     assert parse_voice(blend.spec()) == blend  # a blend's spec names exactly it again
     assert parse_voice("jf_alpha+jf_alpha+jm_kumo*2") == Blend((("jf_alpha", 0.5), ("jm_kumo", 0.5)))
     assert parse_voice("org/voices:voices/af_heart.pt").parts == (("org/voices:voices/af_heart.pt", 1.0),)
@@ -115,7 +118,11 @@ def _offline_hub(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     import huggingface_hub.constants as hub_constants
 
     home = tmp_path / "hf"
-    for name, value in (("HF_HUB_OFFLINE", True), ("HF_HOME", str(home)), ("HF_HUB_CACHE", str(home / "hub"))):
+    for name, value in (
+        ("HF_HUB_OFFLINE", True),
+        ("HF_HOME", str(home)),
+        ("HF_HUB_CACHE", str(home / "hub")),
+    ):
         monkeypatch.setattr(hub_constants, name, value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home))
