@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--draws", type=int, default=2, help="speakers of each draw:N entry")

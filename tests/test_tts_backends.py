@@ -134,7 +134,7 @@ def test_whisperspeech_argument_mapping(tmp_path: Path) -> None:
 
 
 def test_whisperspeech_unavailable_is_one_line_error() -> None:
-    """whisperspeech2 is installed here (tests only) but its pipeline cannot import: vocos needs torchaudio."""
+    """whisperspeech2 is installed (tests only) but its pipeline cannot import: vocos needs torchaudio."""
     with pytest.raises(ImportError) as info:
         make_backend(VoiceConfig(backend="whisperspeech", voice="default"))
     message = str(info.value)
