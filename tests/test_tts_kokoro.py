@@ -172,15 +172,20 @@ def test_pool_expands_draws_and_checks_every_entry() -> None:
     assert [v.voice for v in pool[1:51]] == [v.voice for v in pool[51:]]
     stage = TTSStage(TTSConfig(voices=entries), seed=9)
     assert [v.name for v in stage.voices] == [v.name for v in pool]
+    msg = one_line_error(
+        RecipeError, expand_voices, [entries[0], VoiceConfig(backend="kokoro", voice="jf_x")], 0
+    )
+    assert msg.startswith("tts.voices.1: unknown Kokoro voice 'jf_x'")
+    # the build's start-up check: every entry, every drawn speaker, each backend's own check
+    TTSStage(TTSConfig(voices=entries), seed=9).check()
     for voice, words in [
-        (VoiceConfig(backend="kokoro", voice="jf_nope"), "tts.voices.1 (kokoro): unknown Kokoro voice"),
         (VoiceConfig(backend="kokoro", voice="jf_alpha", language="ja"), "misaki"),
-        (VoiceConfig(backend="kokoro", voice="jf_alpha", language="xx-nope"), "espeak-ng"),
+        (VoiceConfig(backend="kokoro", voice="draw:3", language="xx-nope"), "espeak-ng"),
         (VoiceConfig(backend="kokoro", voice="jm_kumo", model="missing.onnx"), "Kokoro model 'missing.onnx'"),
-        (VoiceConfig(backend="piper", voice="nope"), "tts.voices.1 (piper): unknown Piper voice 'nope'"),
+        (VoiceConfig(backend="piper", voice="nope"), "unknown Piper voice 'nope'"),
     ]:
-        msg = one_line_error(RecipeError, expand_voices, [entries[0], voice], 0)
-        assert words in msg, msg
+        msg = one_line_error(RecipeError, TTSStage(TTSConfig(voices=[entries[0], voice]), seed=0).check)
+        assert msg.startswith("tts.voices.1: ") and words in msg, msg
 
 
 def test_phonemes_keep_clause_punctuation_and_fit_the_vocabulary() -> None:
@@ -252,10 +257,10 @@ def test_a_recipe_with_fifty_blended_speakers_builds_offline(tmp_path: Path) -> 
         "asr: {model: none}\n",
         encoding="utf-8",
     )
-    cli = [sys.executable, "-m", "dataengine.cli", "build", str(recipe), "--no-progress", "--no-cache"]
+    cli = [sys.executable, "-m", "dataengine.cli", "build", "--no-progress", "--no-cache"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "out"
-    proc = subprocess.run([*cli, "--out", str(out)], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run([*cli, str(recipe), "--out", str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = duckdb.sql(f"select voice from read_parquet('{out}/manifest/samples.parquet')").fetchall()
     pool = {v.name for v in expand_voices([VoiceConfig(backend="kokoro", voice="draw:50")], 5)}
@@ -264,5 +269,5 @@ def test_a_recipe_with_fifty_blended_speakers_builds_offline(tmp_path: Path) -> 
     bad = tmp_path / "bad.yaml"
     bad.write_text(recipe.read_text().replace("draw:50", "jf_nope"), encoding="utf-8")
     proc = subprocess.run([*cli, str(bad), "--out", str(tmp_path / "o2")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "tts.voices.0 (kokoro): unknown Kokoro voice 'jf_nope'" in proc.stderr
+    assert proc.returncode == 2 and "tts.voices.0: unknown Kokoro voice 'jf_nope'" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "o2").exists()

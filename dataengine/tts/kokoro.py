@@ -159,11 +159,8 @@ class KokoroBackend(TTSBackend):
 
     @classmethod
     def expand_voice(cls, voice: VoiceConfig, seed: int) -> list[VoiceConfig]:
-        """The voices one pool entry stands for (``draw:N`` -> N blends); checks the entry on the way."""
+        """The voices one pool entry stands for (``draw:N`` -> N blends); ValueError for a bad voice."""
         spec = parse_voice(voice.voice)
-        ipa.check_language(voice.language or DEFAULT_LANGUAGE)
-        if voice.model not in (None, "default"):
-            model_file(voice.model)
         if isinstance(spec, Blend):
             return [voice]
         blends = draw_blends(spec, seed)
@@ -189,6 +186,11 @@ class KokoroBackend(TTSBackend):
             )
         return self._version
 
+    def check(self) -> None:
+        """The language is one espeak-ng speaks and the voice's tables read (no model load)."""
+        ipa.check_language(self.language)
+        style_row(self.blend, 1)
+
     def load(self) -> None:
         if self._session is None:
             session = _session(self.model_path)
@@ -196,8 +198,7 @@ class KokoroBackend(TTSBackend):
             ids = next((n for n in _ID_INPUTS if n in names), None)
             if ids is None or not {"style", "speed"} <= set(names):
                 raise ValueError(f"{self.model_path}: not a Kokoro export (its inputs are {names})")
-            ipa.check_language(self.language)
-            style_row(self.blend, 1)  # reads the tables now: a bad voice file fails before the build
+            self.check()
             self._id_input = ids
             self._session = session
 

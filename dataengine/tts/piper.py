@@ -108,12 +108,6 @@ class PiperBackend(TTSBackend):
         self._piper: Any = None
         self._version: str | None = None
 
-    @classmethod
-    def expand_voice(cls, voice: VoiceConfig, seed: int) -> list[VoiceConfig]:
-        """Checks the voice names a model (a bad one is one line at build start, not a worker traceback)."""
-        voice_files(voice.voice)
-        return [voice]
-
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_piper": None}
 

@@ -12,7 +12,7 @@ from dataengine.recipe import SettingError, TTSConfig, VoiceConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
 from dataengine.stage import SampleStage
 from dataengine.tts.base import TTSBackend, make_backend
-from dataengine.tts.pool import expand_voices
+from dataengine.tts.pool import expand_entry, expand_voices
 
 
 def choose_voice(voices: Sequence[VoiceConfig], seed: int, sample_id: str) -> VoiceConfig:
@@ -45,10 +45,12 @@ class TTSStage(SampleStage):
         return {**self.__dict__, "backends": {}}
 
     def check(self) -> None:
-        """Every voice's backend can be built (package, voice files, model name) and passes its check."""
-        for n, voice in enumerate(self.config.voices):
+        """Every voice of every entry (a ``draw:N`` entry's N speakers too) can be built (package, voice
+        files, model name) and passes its backend's check."""
+        for n, entry in enumerate(self.config.voices):
             try:
-                make_backend(voice).check()
+                for voice in expand_entry(entry, self.seed):
+                    make_backend(voice).check()
             except (ValueError, ImportError, OSError) as exc:
                 raise SettingError(f"tts.voices.{n}", one_line(exc)) from None
 

@@ -117,12 +117,6 @@ class WhisperSpeechBackend(TTSBackend):
         self._pipe: Any = None
         self._speaker: Any = None
 
-    @classmethod
-    def expand_voice(cls, voice: VoiceConfig, seed: int) -> list[VoiceConfig]:
-        """Checks the speaker at build start (without importing the library)."""
-        speaker_spec(voice)
-        return [voice]
-
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_pipe": None, "_speaker": None, "_pipeline_cls": None}
 
