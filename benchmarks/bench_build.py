@@ -1,7 +1,8 @@
 """`make bench`: throughput of each stage and of the whole build on the demo recipe, one table.
 
 Every ratio is measured inside this one run (the machine is shared and noisy): the TTS real-time
-factor inside the engine is compared with Piper called directly on the same prompts just before.
+factor inside the engine is compared with the same voices called directly on the same prompts just
+before (each prompt in the voice the build draws for it), in total and per backend (Piper, Kokoro...).
 """
 
 from __future__ import annotations
@@ -18,22 +19,29 @@ from dataengine.recipe import load_recipe
 from dataengine.sources import iter_source
 from dataengine.text.filters import check_text
 from dataengine.tts.base import make_backend
+from dataengine.tts.stage import TTSStage, choose_voice
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def piper_alone(recipe, limit: int) -> tuple[float, float]:  # noqa: ANN001
-    """Seconds and audio-seconds for the first voice speaking the same prompts, outside the engine."""
-    backend = make_backend(recipe.tts.voices[0])
-    backend.load()
-    prompts = [
-        s.prompt
-        for s in iter_source(recipe.with_overrides(limit=limit))
-        if s.kept and check_text(s.prompt, recipe.text_filters, recipe.tokenizer.max_sound_tokens) is None
-    ]
-    started = time.perf_counter()
-    audio_seconds = sum(len(backend.synthesize(p)) / backend.sample_rate for p in prompts)
-    return time.perf_counter() - started, audio_seconds
+def voices_alone(recipe, limit: int) -> dict[str, tuple[float, float]]:  # noqa: ANN001
+    """Per backend: (seconds, audio-seconds) for the prompts the build speaks, each in its drawn voice."""
+    pool = TTSStage(recipe.tts, recipe.seed).voices
+    backends = {}
+    totals: dict[str, list[float]] = {}
+    for s in iter_source(recipe.with_overrides(limit=limit)):
+        if not s.kept or check_text(s.prompt, recipe.text_filters, recipe.tokenizer.max_sound_tokens):
+            continue
+        voice = choose_voice(pool, recipe.seed, s.id)
+        if voice.name not in backends:
+            backends[voice.name] = make_backend(voice)
+            backends[voice.name].load()
+        backend = backends[voice.name]
+        started = time.perf_counter()
+        audio_s = len(backend.synthesize(s.prompt)) / backend.sample_rate
+        seconds, audio = totals.get(voice.backend, [0.0, 0.0])
+        totals[voice.backend] = [seconds + time.perf_counter() - started, audio + audio_s]
+    return {name: (t[0], t[1]) for name, t in sorted(totals.items())}
 
 
 def main() -> None:
@@ -44,7 +52,8 @@ def main() -> None:
     args = parser.parse_args()
 
     recipe = load_recipe(args.recipe).with_overrides(limit=args.limit)
-    alone_s, alone_audio = piper_alone(recipe, args.limit)
+    alone = voices_alone(recipe, args.limit)
+    alone_s, alone_audio = sum(t[0] for t in alone.values()), sum(t[1] for t in alone.values())
     with tempfile.TemporaryDirectory() as tmp:
         summary = build(recipe, Path(tmp) / "out", workers=args.workers, progress=False)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,9 +87,11 @@ def main() -> None:
     alone_rtf = alone_s / max(alone_audio, 1e-9)
     print()
     print(
-        f"TTS real-time factor: in engine {engine_rtf:.3f}, Piper alone {alone_rtf:.3f} "
-        f"(ratio {engine_rtf / alone_rtf:.2f}; the engine also resamples 22.05 -> 16 kHz)"
+        f"TTS real-time factor: in engine {engine_rtf:.3f}, the same voices alone {alone_rtf:.3f} "
+        f"(ratio {engine_rtf / alone_rtf:.2f}; the engine also resamples to 16 kHz)"
     )
+    for name, (seconds, audio) in alone.items():
+        print(f"  {name:<8} alone: RTF {seconds / max(audio, 1e-9):.3f} over {audio:.0f} s of audio")
     print(f"peak RSS: this process {peak_mib:.0f} MiB, largest worker {peak_children_mib:.0f} MiB")
 
 

@@ -81,7 +81,7 @@ class TextFilterConfig(_Section):
 
 
 class VoiceConfig(_Section):
-    backend: Literal["piper", "espeak", "whisperspeech", "coqui"] = "piper"
+    backend: Literal["piper", "espeak", "whisperspeech", "coqui", "kokoro"] = "piper"
     voice: str = "joe-us"
     """Piper voice, espeak-ng voice (``en-us``, ``en+f3``), Coqui speaker name or reference WAV,
     WhisperSpeech reference WAV / speaker-embedding file (``default``: the model's own speaker)."""

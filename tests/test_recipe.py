@@ -17,7 +17,7 @@ def test_demo_recipe_loads() -> None:
     recipe = load_recipe(ROOT / "recipes" / "demo.yaml")
     assert recipe.name == "demo"
     assert recipe.tokenizer.max_sound_tokens == 500
-    assert [v.backend for v in recipe.tts.voices] == ["piper"] * 3 + ["espeak"] * 2  # the voice pool
+    assert [v.backend for v in recipe.tts.voices] == ["piper"] * 3 + ["espeak"] * 2 + ["kokoro"] * 4
     assert recipe.format.instruction_ratio == 0.7
 
 

@@ -1,7 +1,7 @@
 """TTS backends beside Piper: espeak-ng (real binary), WhisperSpeech and Coqui (adapters; no weights here).
 
-WhisperSpeech and Coqui cannot synthesize on this machine: their weights come from the Hub at run time,
-whisperspeech's pipeline needs torchaudio/vocos/speechbrain and coqui-tts refuses to import without
+WhisperSpeech's synthesis runs end to end on tiny models in tests/test_tts_whisperspeech.py; Coqui cannot
+synthesize on this machine: its weights come from the Hub at run time and coqui-tts refuses to import without
 torchaudio. Their tests cover what runs offline: recipe -> library argument mapping, construction
 checks, and the one-line error a user gets. No backend output is faked.
 """
@@ -109,12 +109,15 @@ def test_whisperspeech_argument_mapping(tmp_path: Path) -> None:
     assert whisperspeech.pipeline_kwargs(voice, "cpu") == {
         "t2s_ref": t2s,
         "s2a_ref": s2a,
-        "optimize": False,
+        "optimize": False,  # whisperspeech2: float32 with KV caches, no CUDA graphs, no compilation
+        "torch_compile": False,
+        "use_cuda_graph": False,
         "device": "cpu",
     }
     assert whisperspeech.generate_kwargs(voice) == {"lang": "pl", "cps": 12.0}
     assert whisperspeech.generate_kwargs(VoiceConfig(backend="whisperspeech")) == {"lang": "en", "cps": 15.0}
-    assert whisperspeech.speaker_spec(voice) == ("default", None)
+    assert whisperspeech.speaker_spec(voice) == ("builtin", None)
+    assert whisperspeech.speaker_spec(voice.model_copy(update={"voice": "voice_b"})) == ("builtin", None)
     emb, wav = tmp_path / "spk.npy", tmp_path / "ref.wav"
     np.save(emb, np.zeros(192, np.float32))
     wav.write_bytes(b"RIFF")
@@ -131,12 +134,12 @@ def test_whisperspeech_argument_mapping(tmp_path: Path) -> None:
 
 
 def test_whisperspeech_unavailable_is_one_line_error() -> None:
-    """Here whisperspeech itself is installed (tests only) but its pipeline cannot import: no torchaudio."""
+    """whisperspeech2 is installed (tests only) but its pipeline cannot import: vocos needs torchaudio."""
     with pytest.raises(ImportError) as info:
         make_backend(VoiceConfig(backend="whisperspeech", voice="default"))
     message = str(info.value)
-    assert message.startswith("the 'whisperspeech' TTS backend cannot import whisperspeech.pipeline")
-    assert "pip install whisperspeech==0.8.9" in message and "\n" not in message
+    assert message.startswith("the 'whisperspeech' TTS backend cannot import whisperspeech2.pipeline")
+    assert "pip install whisperspeech2==2.0.1" in message and "\n" not in message
 
 
 def test_coqui_argument_mapping(tmp_path: Path) -> None:

@@ -46,6 +46,12 @@ class TTSBackend(ABC):
     def synthesize(self, text: str) -> np.ndarray:
         """Speak ``text``; returns mono float32 at :attr:`sample_rate` (empty if nothing was spoken)."""
 
+    @classmethod
+    def expand_voice(cls, voice: VoiceConfig, seed: int) -> list[VoiceConfig]:
+        """The voices one pool entry stands for (a backend may turn one entry into many speakers, drawn
+        from the recipe ``seed``); checks the entry, raising ValueError. Default: the entry itself."""
+        return [voice]
+
 
 BackendFactory = Callable[[VoiceConfig], TTSBackend]
 
@@ -54,6 +60,7 @@ BACKENDS: dict[str, str | BackendFactory] = {
     "espeak": "dataengine.tts.espeak:EspeakBackend",
     "whisperspeech": "dataengine.tts.whisperspeech:WhisperSpeechBackend",
     "coqui": "dataengine.tts.coqui:CoquiBackend",
+    "kokoro": "dataengine.tts.kokoro:KokoroBackend",
 }
 """Backend name (``VoiceConfig.backend``) -> factory, or ``"module:attr"`` imported on first use."""
 
@@ -63,14 +70,19 @@ def register_backend(name: str, factory: str | BackendFactory) -> None:
     BACKENDS[name] = factory
 
 
-def make_backend(voice: VoiceConfig) -> TTSBackend:
-    """Build the backend a voice names; raises ValueError for an unknown backend name."""
+def backend_factory(name: str) -> BackendFactory:
+    """The factory (usually the backend class) registered as ``name``; ValueError if there is none."""
     try:
-        factory = BACKENDS[voice.backend]
+        factory = BACKENDS[name]
     except KeyError:
         known = ", ".join(sorted(BACKENDS))
-        raise ValueError(f"unknown TTS backend {voice.backend!r} (known: {known})") from None
+        raise ValueError(f"unknown TTS backend {name!r} (known: {known})") from None
     if isinstance(factory, str):
         module_name, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
-    return factory(voice)
+    return factory
+
+
+def make_backend(voice: VoiceConfig) -> TTSBackend:
+    """Build the backend a voice names; raises ValueError for an unknown backend name."""
+    return backend_factory(voice.backend)(voice)

@@ -12,6 +12,7 @@ from dataengine.recipe import SettingError, TTSConfig, VoiceConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
 from dataengine.stage import SampleStage
 from dataengine.tts.base import TTSBackend, make_backend
+from dataengine.tts.pool import expand_entry, expand_voices
 
 
 def choose_voice(voices: Sequence[VoiceConfig], seed: int, sample_id: str) -> VoiceConfig:
@@ -36,21 +37,25 @@ class TTSStage(SampleStage):
     def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
         self.config = config or TTSConfig()
         self.seed = seed
+        self.voices = expand_voices(self.config.voices, seed)
+        """The pool samples draw from: the recipe's entries, each expanded by its backend."""
         self.backends: dict[str, TTSBackend] = {}
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}
 
     def check(self) -> None:
-        """Every voice's backend can be built (package, voice files, model name) and passes its check."""
-        for n, voice in enumerate(self.config.voices):
+        """Every voice of every entry (a ``draw:N`` entry's N speakers too) can be built (package, voice
+        files, model name) and passes its backend's check."""
+        for n, entry in enumerate(self.config.voices):
             try:
-                make_backend(voice).check()
+                for voice in expand_entry(entry, self.seed):
+                    make_backend(voice).check()
             except (ValueError, ImportError, OSError) as exc:
                 raise SettingError(f"tts.voices.{n}", one_line(exc)) from None
 
     def setup(self) -> None:
-        for voice in self.config.voices:
+        for voice in self.voices:
             if voice.name not in self.backends:
                 backend = make_backend(voice)
                 backend.load()
@@ -59,7 +64,7 @@ class TTSStage(SampleStage):
     def process_one(self, sample: Sample) -> None:
         if not self.backends:
             self.setup()
-        voice = choose_voice(self.config.voices, self.seed, sample.id)
+        voice = choose_voice(self.voices, self.seed, sample.id)
         backend = self.backends[voice.name]
         sample.voice = voice.name
         audio = backend.synthesize(sample.prompt)
@@ -71,5 +76,5 @@ class TTSStage(SampleStage):
 
     def cache_settings(self) -> object:
         """Seed, voice pool and each backend's version (engine, model file hashes, settings)."""
-        versions = [make_backend(voice).version for voice in self.config.voices]
-        return {"seed": self.seed, "voices": self.config.voices, "versions": versions}
+        versions = [make_backend(voice).version for voice in self.voices]
+        return {"seed": self.seed, "voices": self.voices, "versions": versions}

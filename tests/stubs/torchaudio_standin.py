@@ -1,4 +1,5 @@
-"""Test-only stand-in for ``torchaudio`` and ``torio``, so that ``whisperspeech.vq_stoks`` imports.
+"""Test-only stand-in for ``torchaudio`` and ``torio``, so that ``whisperspeech.vq_stoks``, ``vocos`` and
+``encodec`` import.
 
 No torchaudio build works with CPU torch 2.13 (see ``shared/notes/stack.md``). ``whisperspeech`` imports
 torchaudio and ``torio.io._streaming_media_decoder`` at module import time but its tensor encode path
@@ -15,8 +16,8 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_NAMES = ("torchaudio", "torchaudio.transforms", "torchaudio.functional", "torio", "torio.io",
-          "torio.io._streaming_media_decoder")  # fmt: skip
+_NAMES = ("torchaudio", "torchaudio.transforms", "torchaudio.functional", "torchaudio.functional.functional",
+          "torio", "torio.io", "torio.io._streaming_media_decoder")  # fmt: skip
 
 
 def _unavailable(name: str):
@@ -35,6 +36,11 @@ def _modules() -> dict[str, types.ModuleType]:
     ta.functional = mods["torchaudio.functional"]  # type: ignore[attr-defined]
     mods["torchaudio.transforms"].Resample = _unavailable("torchaudio.transforms.Resample")  # type: ignore[attr-defined]
     mods["torchaudio.functional"].resample = _unavailable("torchaudio.functional.resample")  # type: ignore[attr-defined]
+    # vocos.heads imports these mel helpers (only its IMDCTCosHead calls them)
+    inner = mods["torchaudio.functional.functional"]
+    for name in ("_hz_to_mel", "_mel_to_hz"):
+        setattr(inner, name, _unavailable(f"torchaudio.functional.functional.{name}"))
+    mods["torchaudio.functional"].functional = inner  # type: ignore[attr-defined]
     decoder = mods["torio.io._streaming_media_decoder"]
     for cls in ("SourceStream", "SourceAudioStream", "SourceVideoStream"):
         setattr(decoder, cls, _unavailable(f"torio {cls}"))
