@@ -1,10 +1,10 @@
 """A content-addressed cache of per-sample stage results, shared by every build on the machine.
 
-An entry is keyed by sha256(stage fingerprint, the sample fields the stage reads) and holds the fields
-the stage wrote plus the metrics it added. So a threshold change re-runs only the cheap ``judge`` step,
-a new tokenizer re-encodes but reuses the audio, and new source rows synthesize only themselves. Entries
-are written to a temporary name and renamed, so a killed build leaves only whole entries behind and the
-same command resumes from them.
+An entry is keyed by sha256(stage fingerprint, the turn fields the stage reads) and holds the fields
+the stage wrote plus the metrics it added (one entry per spoken turn). So a threshold change re-runs
+only the cheap ``judge`` step, a new tokenizer re-encodes but reuses the audio, and new source rows
+synthesize only themselves. Entries are written to a temporary name and renamed, so a killed build
+leaves only whole entries behind and the same command resumes from them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dataengine.audio.pcm import from_pcm16, to_pcm16
-from dataengine.sample import Sample
+from dataengine.sample import Sample, Turn, Unit
 from dataengine.stage import Stage, StageStats
 
 
@@ -86,11 +86,11 @@ class StageCache:
                 reason = exc.strerror or type(exc).__name__
             raise CacheError(f"cache folder {self.root.parent}: not writable ({reason})") from None
 
-    def key(self, fingerprint: str, sample: Sample, reads: tuple[str, ...]) -> str:
+    def key(self, fingerprint: str, turn: Turn, reads: tuple[str, ...]) -> str:
         digest = hashlib.sha256(fingerprint.encode())
         for field in reads:
             digest.update(field.encode() + b"=")
-            _hash_value(digest, getattr(sample, field))
+            _hash_value(digest, getattr(turn, field))
         return digest.hexdigest()
 
     def _path(self, stage: str, key: str) -> Path:
@@ -152,6 +152,11 @@ class CachedStage(Stage):
         self.inner = inner
         self.cache = cache
         self.name = inner.name
+        self.origins = inner.origins
+        self.metrics = inner.metrics
+        self.reject_reasons = inner.reject_reasons
+        self.reads = inner.reads
+        self.writes = inner.writes
         self._fingerprint: str | None = None
         self._ready = False
         self.hits = 0
@@ -162,43 +167,50 @@ class CachedStage(Stage):
     def check(self) -> None:
         self.inner.check()
 
+    def applies(self, turn: Turn) -> bool:
+        return self.inner.applies(turn)
+
     def setup(self) -> None:
         """Nothing yet: the wrapped stage loads its model at the first miss (a rebuild may have none)."""
 
-    def process(self, samples: list[Sample]) -> None:
-        self.inner.process(samples)
+    def process(self, units: list[Unit]) -> None:
+        self.inner.process(units)
 
-    def judge(self, sample: Sample) -> None:
-        self.inner.judge(sample)
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        return self.inner.failures(unit)
 
-    def run(self, samples: list[Sample]) -> None:
+    def judge(self, unit: Unit) -> None:
+        self.inner.judge(unit)
+
+    def run(self, units: list[Unit]) -> None:
         if self._fingerprint is None:
             self._fingerprint = self.inner.fingerprint()
-        keys = {id(s): self.cache.key(self._fingerprint, s, self.inner.reads) for s in samples}
+        keys = {id(u.turn): self.cache.key(self._fingerprint, u.turn, self.inner.reads) for u in units}
         misses = []
-        for sample in samples:
-            payload = self.cache.get(self.name, keys[id(sample)])
+        for unit in units:
+            payload = self.cache.get(self.name, keys[id(unit.turn)])
             if payload is None:
-                misses.append(sample)
+                misses.append(unit)
                 continue
             for field, value in payload["fields"].items():
-                setattr(sample, field, value)
-            sample.metrics.update(payload["metrics"])
-        self.hits += len(samples) - len(misses)
-        before = {id(s): dict(s.metrics) for s in misses}
+                setattr(unit.turn, field, value)
+            unit.turn.metrics.update(payload["metrics"])
+        self.hits += len(units) - len(misses)
+        before = {id(u.turn): dict(u.turn.metrics) for u in misses}
         if misses:
             if not self._ready:
                 self.inner.start()
                 self._ready = True
             self.inner.process(misses)
-        for sample in misses:
-            if sample.kept:  # a failed sample is retried next time, not remembered
-                added = {k: v for k, v in sample.metrics.items() if before[id(sample)].get(k) != v}
-                fields = {field: getattr(sample, field) for field in self.inner.writes}
-                self.cache.put(self.name, keys[id(sample)], fields, added)
-        for sample in samples:
-            if sample.kept:
-                self.inner.judge(sample)
+        for unit in misses:
+            if unit.kept:  # a failed sample is retried next time, not remembered
+                turn = unit.turn
+                added = {k: v for k, v in turn.metrics.items() if before[id(turn)].get(k) != v}
+                fields = {field: getattr(turn, field) for field in self.inner.writes}
+                self.cache.put(self.name, keys[id(turn)], fields, added)
+        for unit in units:
+            if unit.kept:
+                self.inner.judge(unit)
 
     def __call__(self, samples: list[Sample], stats: StageStats) -> list[Sample]:
         hits_before = self.hits

@@ -1,19 +1,15 @@
-"""Ichigo-compatible prompt strings and the seeded, exact instruction/transcription task mix."""
+"""Ichigo-compatible strings: sound tokens as text, the transcription requests, a turn's rendered content."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from fractions import Fraction
 
 import numpy as np
 
-from dataengine.hashing import unit_draw, weighted_choice
-from dataengine.sample import Sample
+from dataengine.sample import Turn
 
 SOUND_START = "<|sound_start|>"
 SOUND_END = "<|sound_end|>"
-INSTRUCTION = "instruction"
-TRANSCRIPTION = "transcription"
 
 TRANSCRIPTION_REQUESTS = (
     "Transcribe the following audio clip:",
@@ -25,6 +21,9 @@ TRANSCRIPTION_REQUESTS = (
     "Recognize the speech in this audio clip:",
     "Produce a text version of this audio recording:",
 )
+"""Ichigo's own requests (janhq's torchtune fork, ``torchtune/models/llama3/_tokenizer_custom.py``),
+character for character: its tokenizer treats a sample as transcription only when the text before
+``<|sound_start|>`` (stripped) equals one of them, and otherwise silently drops that text."""
 
 
 def sound_string(tokens: Iterable[int]) -> str:
@@ -41,57 +40,11 @@ def parse_sound_string(text: str) -> np.ndarray:
     return np.asarray(codes, dtype=np.int16)
 
 
-class TaskMixer:
-    """Assigns tasks to kept samples in arrival order so the mix is exact in every block.
-
-    The ratio is a fraction ``k/n`` (denominator at most 100); each consecutive block of ``n`` kept
-    samples holds exactly ``k`` instruction samples, placed by a seeded shuffle. Runs in the ordered
-    (single) part of the pipeline, so the result does not depend on workers.
-    """
-
-    def __init__(self, instruction_ratio: float, seed: int) -> None:
-        fraction = Fraction(instruction_ratio).limit_denominator(100)
-        self.block = fraction.denominator
-        self.instructions_per_block = fraction.numerator
-        self.seed = seed
-        self.count = 0
-        self._pattern: list[str] = []
-
-    def _block_pattern(self, block: int) -> list[str]:
-        order = sorted(range(self.block), key=lambda pos: unit_draw(self.seed, "task-block", block, pos))
-        tasks = [TRANSCRIPTION] * self.block
-        for pos in order[: self.instructions_per_block]:
-            tasks[pos] = INSTRUCTION
-        return tasks
-
-    def peek(self) -> str:
-        """The task of the next kept sample, without taking it (a sample that then fails is not counted)."""
-        block, position = divmod(self.count, self.block)
-        if position == 0 or not self._pattern:
-            self._pattern = self._block_pattern(block)
-        return self._pattern[position]
-
-    def next_task(self) -> str:
-        task = self.peek()
-        self.count += 1
-        return task
-
-
-def format_sample(sample: Sample, task: str, seed: int) -> None:
-    """Fill ``sample.task`` and ``sample.text`` (a two-turn conversation in Ichigo's layout)."""
-    if sample.tokens is None:
-        raise ValueError(f"{sample.id}: no sound tokens to format")
-    sound = sound_string(sample.tokens)
-    if task == INSTRUCTION:
-        user, assistant = sound, sample.response
-    else:
-        weights = [1.0] * len(TRANSCRIPTION_REQUESTS)
-        request = TRANSCRIPTION_REQUESTS[weighted_choice(weights, seed, "request", sample.id)]
-        user, assistant = f"{request}\n{sound}", sample.prompt
-    sample.task = task
-    sample.text = {
-        "conversations": [
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": assistant},
-        ]
-    }
+def render_content(turn: Turn) -> str:
+    """A turn's ``content`` in Ichigo's layout: its text, or for a spoken turn ``[prefix\\n]<sound>``."""
+    if not turn.spoken:
+        return turn.text
+    if turn.tokens is None:
+        raise ValueError(f"spoken turn {turn.key or '?'} has no sound tokens")
+    sound = sound_string(turn.tokens)
+    return f"{turn.prefix}\n{sound}" if turn.prefix else sound

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dataengine.manifest import open_manifest
+from dataengine.manifest import open_manifest, task_stats, turn_counts
 
 
 def summarize(out: Path) -> str:
@@ -30,6 +30,17 @@ def summarize(out: Path) -> str:
             rows = con.execute(sql).fetchall()
             lines.append(f"{title}:")
             lines += [f"  {name:<40} {n}" for name, n in rows] or ["  (none)"]
+        lines.append("per task: samples, turns, sound tokens per sample (p50/p90/max), seconds")
+        for row in task_stats(con):
+            lines.append(
+                f"  {row['task']:<14} {row['samples']:>6}  "
+                f"turns {row['turns']:.1f} (max {row['max_turns']})  "
+                f"tokens {row['tokens_p50']:g}/{row['tokens_p90']:g}/{row['tokens_max']:g}  "
+                f"longest turn {row['turn_tokens_max']}  seconds p50 {row['seconds_p50']:.2f} "
+                f"max {row['seconds_max']:.2f}"
+            )
+        lines.append("turns per conversation:")
+        lines += [f"  {task:<14} {turns} turns: {n}" for task, turns, n in turn_counts(con)] or ["  (none)"]
         for column, unit in (("n_sound_tokens", "tokens"), ("duration_s", "s")):
             row = con.execute(
                 f"SELECT min({column}), quantile_cont({column}, [0.5, 0.9, 0.99]), max({column}) FROM samples"

@@ -87,3 +87,30 @@ def run_query(out: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         raise ManifestError(_first_line(exc)) from None
     finally:
         con.close()
+
+
+TASK_STATS_SQL = """
+SELECT task, count(*) AS samples,
+       avg(n_turns) AS turns, max(n_turns) AS max_turns, avg(n_spoken_turns) AS spoken_turns,
+       min(n_sound_tokens) AS tokens_min, quantile_cont(n_sound_tokens, 0.5) AS tokens_p50,
+       quantile_cont(n_sound_tokens, 0.9) AS tokens_p90, max(n_sound_tokens) AS tokens_max,
+       max(max_turn_sound_tokens) AS turn_tokens_max,
+       quantile_cont(duration_s, 0.5) AS seconds_p50, max(duration_s) AS seconds_max
+FROM samples GROUP BY task ORDER BY task
+"""
+"""Per task: samples, turns per conversation, sound tokens per sample (all spoken turns), the longest
+spoken turn, seconds of audio."""
+
+
+def task_stats(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """:data:`TASK_STATS_SQL` as one dict per task."""
+    cursor = con.execute(TASK_STATS_SQL)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def turn_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:
+    """(task, turns in the conversation, samples) for every combination present."""
+    return con.execute(
+        "SELECT task, n_turns, count(*) FROM samples GROUP BY task, n_turns ORDER BY task, n_turns"
+    ).fetchall()

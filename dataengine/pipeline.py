@@ -1,7 +1,8 @@
-"""Build a dataset: recipe -> source -> stages (any executor) -> ordered writers (shards, manifest).
+"""Build a dataset: recipe -> tasks' sources -> stages (any executor) -> ordered writers (shards, manifest).
 
-The parallel part is a plain list of stages; the ordered part (task mix, formatting, writing) runs
-in this process in source order, so the output bytes do not depend on how the work was scheduled.
+The parallel part is a plain list of stages (:mod:`dataengine.registry`); the ordered part (task mix,
+formatting, writing) runs in this process in each stream's order (:mod:`dataengine.tasks.plan`), so the
+output bytes do not depend on how the work was scheduled.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -20,22 +22,21 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dataengine import __version__, numerics
-from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage
-from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
-from dataengine.cache import CachedStage, StageCache
+from dataengine.cache import StageCache
 from dataengine.crashpoints import crash_point
 from dataengine.errors import one_line
 from dataengine.executors import LocalExecutor, RayExecutor
-from dataengine.formatting import TaskMixer, format_sample
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
+from dataengine.registry import build_stages, metric_names
 from dataengine.sample import Sample
-from dataengine.sources import check_source, iter_source
+from dataengine.sources import check_source
 from dataengine.stage import Stage, StageStats
-from dataengine.text.filters import TextFilter
-from dataengine.tokenizer.stage import TokenizerStage
-from dataengine.tts.stage import TTSStage
+from dataengine.tasks import make_tasks
+from dataengine.tasks.base import FormatContext, Task
+from dataengine.tasks.mixer import MixError
+from dataengine.tasks.plan import MixPlan
 from dataengine.writers.manifest import ManifestWriter
 from dataengine.writers.members import members_digest, reject_members, sample_members
 from dataengine.writers.shards import ShardWriter
@@ -64,7 +65,6 @@ OWNER_MARK = ".dataengine-build"
 STAGING_MARK = ".dataengine-staging"
 """Inside the staging folder: only a staging folder holding it is removed."""
 _OWNER_INFO = {"owner": "dataengine", "note": "written by `dataengine build`, which may replace this folder"}
-METRIC_NAMES = ["est_sound_tokens", *AUDIO_METRIC_NAMES, *ASR_METRIC_NAMES, "n_sound_tokens"]
 
 
 class OutputError(ValueError):
@@ -81,21 +81,11 @@ class BuildSummary:
     wall_seconds: float = 0.0
     shards: list[str] = field(default_factory=list)
     stages: list[StageStats] = field(default_factory=list)
+    ended: str = ""
+    """Why the build stopped taking samples: ``limit``, or the task whose samples ran out."""
 
 
-def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]:
-    """The per-sample stages, in order; cacheable ones wrapped by ``cache``. Each is picklable and
-    loads its model in ``setup``."""
-    stages: list[Stage] = [
-        TextFilter(recipe.text_filters, recipe.tokenizer.max_sound_tokens),
-        TTSStage(recipe.tts, recipe.seed),
-        AudioFilter(recipe.audio_filters),
-        *([ASRStage(recipe.asr)] if recipe.asr.model != "none" else []),
-        TokenizerStage(recipe.tokenizer),
-    ]
-    if cache is None:
-        return stages
-    return [CachedStage(stage, cache) if stage.cacheable else stage for stage in stages]
+__all__ = ["BuildSummary", "OutputError", "batch_size", "build", "build_stages"]
 
 
 def preflight(recipe: Recipe, stages: list[Stage], out: Path, cache: StageCache | None) -> None:
@@ -261,6 +251,17 @@ class _Progress:
             bar.close()
 
 
+def plan_build(recipe: Recipe) -> MixPlan:
+    """The recipe's tasks and their streams, checked before any work starts (one-line SettingError)."""
+    tasks = make_tasks(recipe)
+    for name, task in tasks.items():
+        _checked(f"tasks.{name}", task.preflight)
+    try:
+        return MixPlan(recipe, tasks)
+    except MixError as exc:
+        raise SettingError("tasks", str(exc)) from None
+
+
 def build(
     recipe: Recipe,
     out: Path,
@@ -274,41 +275,39 @@ def build(
     started = time.perf_counter()
     stages = build_stages(recipe, cache)
     preflight(recipe, stages, out, cache)
+    plan = plan_build(recipe)
     staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
     summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
-    shards = ShardWriter(
-        staging / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
-    )
-    rejected = ShardWriter(
-        staging / "rejected",
-        recipe.shards.split,
-        recipe.shards.max_samples,
-        recipe.shards.max_bytes,
-        unique_keys=True,
-    )
-    manifest = ManifestWriter(staging / "manifest", METRIC_NAMES)
-    mixer = TaskMixer(recipe.format.instruction_ratio, recipe.seed)
-    seen_ids: set[str] = set()
+    writer = _OrderedWriter(recipe, staging, summary)
     bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
 
     size = batch_size(recipe, executor.workers)
     log.info("%d worker(s), batches of %d samples", executor.workers, size)
-    for batch, batch_stats in executor.map(stages, _batches(iter_source(recipe), size)):
-        for total, part in zip(summary.stages, batch_stats, strict=True):
-            total.merge(part)
-        before = len(manifest.rejects)
-        for sample in batch:
-            _write_sample(sample, recipe, mixer, (shards, rejected), manifest, seen_ids, summary)
-        bars.update(len(batch), [s.dropped for s in batch_stats] + [len(manifest.rejects) - before])
+    with closing(executor.map(stages, _batches(plan.feed(), size))) as results:  # closed early at the end
+        for batch, batch_stats in results:
+            for total, part in zip(summary.stages, batch_stats, strict=True):
+                total.merge(part)
+            before = len(writer.manifest.rejects)
+            for sample in batch:
+                plan.arrive(sample)
+            plan.drain(writer.write_kept, writer.write_reject)
+            bars.update(
+                len(batch), [s.dropped for s in batch_stats] + [len(writer.manifest.rejects) - before]
+            )
+            if plan.done:
+                break
+        else:
+            plan.finish(writer.write_kept, writer.write_reject)
     bars.close()
+    summary.ended = plan.ended
 
-    summary.shards = shards.close()
-    rejected.close()
-    manifest.close()
+    summary.shards = writer.shards.close()
+    writer.rejected.close()
+    writer.manifest.close()
     (staging / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
-    summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in manifest.rejects)
-    summary.tasks = Counter(r["task"] for r in manifest.samples)
+    summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in writer.manifest.rejects)
+    summary.tasks = Counter(r["task"] for r in writer.manifest.samples)
     info = {
         "dataengine_version": __version__,
         "recipe": recipe.name,
@@ -320,6 +319,7 @@ def build(
         "tasks": dict(sorted(summary.tasks.items())),
         "reject_reasons": dict(sorted(summary.rejected.items())),
         "numerics": numerics.describe(),
+        "ended": summary.ended,
     }
     write_build_info(staging, info)  # the file digests and seal that `verify` checks
     publish_output(staging, out)
@@ -327,37 +327,53 @@ def build(
     return summary
 
 
-def _write_sample(
-    sample: Sample,
-    recipe: Recipe,
-    mixer: TaskMixer,
-    writers: tuple[ShardWriter, ShardWriter],
-    manifest: ManifestWriter,
-    seen_ids: set[str],
-    summary: BuildSummary,
-) -> None:
-    """The ordered part for one sample: dedupe ids, pick its task, format it, write it (or its reject,
-    with its audio in the ``rejected`` shards when the recipe keeps it)."""
-    shards, rejected = writers
-    if sample.kept and sample.id in seen_ids:
-        sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
-    if sample.kept:
-        try:
-            format_sample(sample, mixer.peek(), recipe.seed)
-            members = sample_members(sample, recipe.shards.keep_audio)
-            mixer.next_task()  # counted only once the sample is sure to be written
-        except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
-            sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
-    if not sample.kept:
+class _OrderedWriter:
+    """The ordered part: dedupe ids, format each kept sample as its task, write it (or its reject)."""
+
+    def __init__(self, recipe: Recipe, staging: Path, summary: BuildSummary) -> None:
+        self.recipe = recipe
+        self.summary = summary
+        self.shards = ShardWriter(
+            staging / "shards", recipe.shards.split, recipe.shards.max_samples, recipe.shards.max_bytes
+        )
+        self.rejected = ShardWriter(
+            staging / "rejected",
+            recipe.shards.split,
+            recipe.shards.max_samples,
+            recipe.shards.max_bytes,
+            unique_keys=True,
+        )
+        self.manifest = ManifestWriter(staging / "manifest", metric_names())
+        self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
+        self.seen_ids: set[str] = set()
+
+    def write_reject(self, sample: Sample) -> None:
+        """The reject's row, with its failing turn's audio in the ``rejected`` shards when the recipe
+        keeps it (a duplicate id's audio is the kept sample's: not again)."""
         assert sample.reject is not None
         members = None
-        if recipe.shards.keep_rejected_audio and not rejected.holds(sample.id):
-            if sample.reject.reason != "duplicate_id":  # a duplicate id's audio is the kept sample's
+        if self.recipe.shards.keep_rejected_audio and not self.rejected.holds(sample.id):
+            if sample.reject.reason != "duplicate_id":
                 members = reject_members(sample)
-        manifest.add_reject(sample, rejected.add(sample.id, members) if members else None)
-        return
-    seen_ids.add(sample.id)
-    shard = shards.add(sample.id, members)
-    manifest.add_kept(sample, shard, members_digest(members))
-    summary.kept += 1
-    summary.audio_seconds += sample.duration_s
+        self.manifest.add_reject(sample, self.rejected.add(sample.id, members) if members else None)
+
+    def write_kept(self, sample: Sample, task: Task) -> bool:
+        """Write ``sample`` as ``task``; False when it became a reject instead (duplicate id, bad format)."""
+        if sample.id in self.seen_ids:
+            sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
+        else:
+            try:
+                task.format(sample, self.context)
+                members = sample_members(sample, self.recipe.shards.keep_audio)
+            except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
+                sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
+        if not sample.kept:
+            self.write_reject(sample)
+            return False
+        self.seen_ids.add(sample.id)
+        shard = self.shards.add(sample.id, members)
+        self.manifest.add_kept(sample, shard, members_digest(members))
+        self.context.record(sample)
+        self.summary.kept += 1
+        self.summary.audio_seconds += sample.duration_s
+        return True

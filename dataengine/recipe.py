@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from dataengine.tokenizer.presets import PRESETS
 
@@ -53,6 +62,9 @@ class FilesSource(_Section):
     prompt_column: str = "prompt"
     response_column: str = "response"
     id_column: str | None = None
+    messages_column: str | None = None
+    """A column holding a whole conversation (OpenAI ``[{role, content}]`` or ShareGPT ``[{from,
+    value}]``); when set, rows are conversations and the prompt/response columns are not read."""
 
 
 class HFSource(_Section):
@@ -63,6 +75,8 @@ class HFSource(_Section):
     prompt_column: str = "prompt"
     response_column: str = "response"
     id_column: str | None = None
+    messages_column: str | None = None
+    """As for ``files``: a conversation column (OpenAI ``messages`` or ShareGPT ``conversations``)."""
     revision: str | None = None
 
 
@@ -81,7 +95,9 @@ class TextFilterConfig(_Section):
 
 
 class VoiceConfig(_Section):
-    backend: Literal["piper", "espeak", "whisperspeech", "coqui", "kokoro"] = "piper"
+    backend: str = "piper"
+    """A registered TTS backend (:data:`dataengine.tts.base.BACKENDS`): piper, espeak, whisperspeech,
+    coqui, kokoro."""
     voice: str = "joe-us"
     """Piper voice, espeak-ng voice (``en-us``, ``en+f3``), Coqui speaker name or reference WAV,
     WhisperSpeech reference WAV / speaker-embedding file (``default``: the model's own speaker)."""
@@ -96,6 +112,15 @@ class VoiceConfig(_Section):
     """Language code for multilingual backends (Coqui XTTS, WhisperSpeech)."""
     pitch: int | None = Field(None, ge=0, le=99)
     """espeak-ng pitch (its default is 50)."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from dataengine.tts.base import BACKENDS  # the backend registry (it imports this module)
+
+        if value not in BACKENDS:
+            raise ValueError(f"unknown TTS backend {value!r} (known: {', '.join(sorted(BACKENDS))})")
+        return value
 
     @property
     def name(self) -> str:
@@ -185,9 +210,126 @@ class TokenizerConfig(_Section):
     """Encoder precision; float16/bfloat16 run it under autocast (meant for CUDA)."""
 
 
-class FormatConfig(_Section):
-    instruction_ratio: float = Field(0.7, ge=0, le=1)
-    """Share of kept samples that become instruction samples; the rest are transcription samples."""
+class LongPrompts(_Section):
+    """Join consecutive source prompts into one spoken turn of a drawn target length (long prompts)."""
+
+    fraction: float = Field(1.0, ge=0, le=1)
+    """Share of the samples that are joined (a seeded draw per sample); the others stay single."""
+    min_s: float = Field(10.0, gt=0)
+    max_s: float = Field(20.0, gt=0)
+    """Target speech length, drawn uniformly per sample and estimated from the text at
+    ``text_filters.chars_per_second``; prompts are added until the estimate reaches it."""
+    max_prompts: int = Field(32, ge=2)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LongPrompts:
+        if self.min_s > self.max_s:
+            raise ValueError("min_s must not exceed max_s")
+        return self
+
+
+class _Task(_Section):
+    share: float = Field(gt=0, le=1)
+    """Share of the kept samples; the shares of all tasks sum to 1 and are exact in every block."""
+
+
+class InstructionTask(_Task):
+    """Spoken prompt -> text answer."""
+
+    source: SourceConfig | None = None
+    """Where its prompt/response pairs come from (default: the recipe's ``source``)."""
+    long_prompts: LongPrompts | None = None
+
+
+class TranscriptionTask(InstructionTask):
+    """Transcription request + spoken prompt -> the prompt's text."""
+
+    requests: list[str] | None = Field(None, min_length=1)
+    """Request texts (default: Ichigo's eight, which its tokenizer recognises)."""
+
+
+NOISE_KINDS: tuple[str, ...] = ("white", "pink", "brown", "silence", "room_tone", "music", "sounds", "tokens")
+"""``white``/``pink``/``brown``: synthetic noise; ``silence``: near-silent dither; ``room_tone``: recorded
+silences (asterisk-core-sounds-en-g722); ``music``: music-on-hold tracks (asterisk-moh-opsound-g722);
+``sounds``: event sounds (sound-theme-freedesktop); ``tokens``: random sound-token sequences whose lengths
+follow the build's spoken prompts (no audio)."""
+
+
+class NoiseRefusalTask(_Task):
+    """A spoken turn that holds no speech, answered by a refusal."""
+
+    kinds: dict[str, float] = Field(default_factory=lambda: {kind: 1.0 for kind in NOISE_KINDS}, min_length=1)
+    """Noise kind -> weight of its seeded draw."""
+    min_s: float = Field(1.0, gt=0)
+    max_s: float = Field(18.0, gt=0)
+    """Clip length, drawn log-uniformly (more short clips than long ones, long noise too)."""
+    answers: list[str] | None = Field(None, min_length=1)
+    """Refusal answers (default: the project's list in :mod:`dataengine.tasks.refusals`)."""
+    codes: int = Field(512, ge=2)
+    """Sound codes random ``tokens`` sequences draw from (the codebook size)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> NoiseRefusalTask:
+        unknown = sorted(set(self.kinds) - set(NOISE_KINDS))
+        if unknown:
+            raise ValueError(f"unknown noise kind {unknown[0]!r} (kinds: {', '.join(NOISE_KINDS)})")
+        if any(weight <= 0 for weight in self.kinds.values()):
+            raise ValueError("noise kind weights must be above 0")
+        if self.min_s > self.max_s:
+            raise ValueError("min_s must not exceed max_s")
+        if self.answers is not None and any(not a.strip() for a in self.answers):
+            raise ValueError("answers must not be empty")
+        return self
+
+
+class MultiTurnTask(_Task):
+    """Conversations; every user turn spoken (its own voice, filters, token limit), assistant turns text."""
+
+    source: SourceConfig
+    """A ``files`` or ``hf`` source with ``messages_column`` set."""
+    min_user_turns: int = Field(2, ge=1)
+    """Conversations with fewer user turns are rejected (``too_few_turns``)."""
+
+    @model_validator(mode="after")
+    def _conversations(self) -> MultiTurnTask:
+        if getattr(self.source, "messages_column", None) is None:
+            raise ValueError("source needs messages_column (the column holding each conversation)")
+        return self
+
+
+class TextOnlyTask(_Task):
+    """The text conversation unchanged (keeps the base model's text skills)."""
+
+    source: SourceConfig | None = None
+    """Pairs or conversations (``messages_column``); default: the recipe's ``source``."""
+
+
+class TasksConfig(_Section):
+    """The tasks of the build and their shares (exact in every block of kept samples)."""
+
+    instruction: InstructionTask | None = None
+    transcription: TranscriptionTask | None = None
+    noise_refusal: NoiseRefusalTask | None = None
+    multi_turn: MultiTurnTask | None = None
+    text_only: TextOnlyTask | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default(cls, data: Any) -> Any:
+        if data is None or data == {}:
+            return {"instruction": {"share": 0.7}, "transcription": {"share": 0.3}}
+        return data
+
+    @model_validator(mode="after")
+    def _shares(self) -> TasksConfig:
+        total = sum(task.share for task in self.enabled().values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"the task shares sum to {total:g}, not 1")
+        return self
+
+    def enabled(self) -> dict[str, _Task]:
+        """Task name -> its settings, in declaration order, for the tasks the recipe lists."""
+        return {name: task for name in type(self).model_fields if (task := getattr(self, name)) is not None}
 
 
 class ShardConfig(_Section):
@@ -239,7 +381,7 @@ class Recipe(_Section):
     audio_filters: AudioFilterConfig = Field(default_factory=AudioFilterConfig)
     asr: ASRConfig = Field(default_factory=ASRConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    format: FormatConfig = Field(default_factory=FormatConfig)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
@@ -254,17 +396,48 @@ class Recipe(_Section):
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with top-level fields replaced (re-validated)."""
-        return Recipe.model_validate({**self.model_dump(), **changes})
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    def section(self, name: str) -> Any:
+        """The settings of one recipe section (a stage's, by its ``section`` name)."""
+        return getattr(self, name)
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+_PLUGIN_SECTIONS: dict[str, type[BaseModel]] = {}
+_recipe_models: dict[tuple[str, ...], type[Recipe]] = {}
+
+
+def register_section(name: str, model: type[BaseModel]) -> None:
+    """Add a top-level recipe section (a plug-in stage's settings) read by :func:`load_recipe`."""
+    if name in Recipe.model_fields and Recipe.model_fields[name].annotation is not model:
+        raise ValueError(f"recipe section {name!r} already exists")
+    if name not in Recipe.model_fields:
+        _PLUGIN_SECTIONS[name] = model
+
+
+def recipe_model() -> type[Recipe]:
+    """:class:`Recipe`, extended with the registered plug-in sections (each defaulting to its model)."""
+    key = tuple(sorted(_PLUGIN_SECTIONS))
+    if not key:
+        return Recipe
+    if key not in _recipe_models:
+        fields: dict[str, Any] = {
+            name: (model, Field(default_factory=model)) for name, model in sorted(_PLUGIN_SECTIONS.items())
+        }
+        _recipe_models[key] = create_model("Recipe", __base__=Recipe, **fields)
+    return _recipe_models[key]
 
 
 def _format_error(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+    if first["type"] == "extra_forbidden" and len(first["loc"]) == 2 and first["loc"][0] == "tasks":
+        msg = f"unknown task (tasks: {', '.join(TasksConfig.model_fields)})"
+    elif first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "required key is missing"
@@ -306,23 +479,34 @@ def load_recipe(path: str | Path) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of keys")
     try:
-        recipe = Recipe.model_validate(raw)
+        recipe = recipe_model().model_validate(raw)
     except ValidationError as exc:
         raise RecipeError(_format_error(path, exc)) from None
     return _resolve_paths(recipe, path)
 
 
-def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
-    """Relative paths against the recipe's folder; a missing file names the recipe file and the key."""
-    base = recipe_path.parent
-    source = recipe.source
+def _resolve_source(source: Any, recipe_path: Path, key: str) -> Any:
+    """A files source's paths against the recipe's folder; a missing file names the recipe and the key."""
     if isinstance(source, FilesSource):
+        base = recipe_path.parent
         paths = [p if p.is_absolute() else (base / p) for p in source.paths]
         for n, p in enumerate(paths):
             if not p.is_file():
                 problem = "not a file" if p.exists() else "file not found"
-                raise RecipeError(f"{recipe_path}: source.paths.{n}: {problem}: {p}")
+                raise RecipeError(f"{recipe_path}: {key}.paths.{n}: {problem}: {p}")
         source = source.model_copy(update={"paths": paths})
+    return source
+
+
+def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
+    """Relative paths against the recipe's folder; a missing file names the recipe file and the key."""
+    base = recipe_path.parent
+    source = _resolve_source(recipe.source, recipe_path, "source")
+    tasks = recipe.tasks
+    for name, task in tasks.enabled().items():
+        if getattr(task, "source", None) is not None:
+            resolved = _resolve_source(task.source, recipe_path, f"tasks.{name}.source")
+            tasks = tasks.model_copy(update={name: task.model_copy(update={"source": resolved})})
     tok = recipe.tokenizer
     ckpt = tok.checkpoint
     if ckpt in PRESETS:
@@ -332,4 +516,4 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     if ckpt not in PRESETS and ":" not in ckpt and not Path(ckpt).is_file():
         raise RecipeError(f"{recipe_path}: tokenizer.checkpoint: file not found: {ckpt}")
     tok = tok.model_copy(update={"checkpoint": ckpt})
-    return recipe.model_copy(update={"source": source, "tokenizer": tok})
+    return recipe.model_copy(update={"source": source, "tasks": tasks, "tokenizer": tok})

@@ -1,59 +1,142 @@
-"""The one record that flows through every pipeline stage."""
+"""The one record that flows through every pipeline stage: a conversation of turns.
+
+A sample is an ordered list of turns. A *spoken* turn (a user turn with an ``origin``) also carries its
+audio, sound tokens and metrics; instruction and transcription samples are the two-turn case, a
+multi-turn conversation has several spoken user turns, a text-only sample has none.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 AUDIO_SAMPLE_RATE = 16_000
 """Every stage after TTS sees mono float32 audio at this rate."""
 
+USER = "user"
+ASSISTANT = "assistant"
+
+TTS = "tts"
+NOISE = "noise"
+RECORDING = "recording"
+TOKENS = "tokens"
+ORIGINS: tuple[str, ...] = (TTS, NOISE, RECORDING, TOKENS)
+"""Where a spoken turn's sound comes from: spoken by a TTS voice, a noise clip (synthetic or a packaged
+recording), a real recording (its transcript, if any, in ``text``), or sound tokens drawn directly
+(no audio; stages that need audio skip it)."""
+
 
 @dataclass
 class Reject:
-    """Why a sample was dropped: the stage, a short machine-readable reason, the measured value."""
+    """Why a sample was dropped: the stage, a short machine-readable reason, the measured value, and
+    for a reason found in one turn, that turn's index in the conversation."""
 
     stage: str
     reason: str
     value: float | None = None
     detail: str = ""
+    turn: int | None = None
+
+
+@dataclass
+class Turn:
+    """One turn. ``text`` is what the turn says in words (for a spoken turn: the words spoken, or the
+    transcript of a recording; empty for noise). A spoken turn has an ``origin``; its content is
+    rendered as ``prefix`` (e.g. a transcription request) followed by its sound tokens."""
+
+    role: str
+    text: str
+    origin: str | None = None
+    key: str = ""
+    """Stable name of a spoken turn (seeded draws such as the voice, and the stage cache, use it)."""
+    prefix: str = ""
+    voice: str | None = None
+    """What made the sound: the TTS voice (``piper:joe-us@1``) or the noise kind (``noise:pink``)."""
+    audio: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    transcript: str | None = None
+    """What the ASR round trip heard (when it ran)."""
+
+    @property
+    def spoken(self) -> bool:
+        return self.origin is not None
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.audio is None else len(self.audio) / AUDIO_SAMPLE_RATE
 
 
 @dataclass
 class Sample:
-    """An instruction/response pair on its way to becoming a spoken training sample.
+    """A conversation on its way to becoming a training sample.
 
-    Stages fill fields in order: the source sets ``id``/``prompt``/``response``; TTS sets ``voice`` and
-    ``audio``; filters add ``metrics``; the tokenizer sets ``tokens``; formatting sets ``task`` and
-    ``text``. A stage that drops the sample sets ``reject`` and the sample still flows on, untouched,
-    to the rejects manifest.
+    The source sets ``id``, ``index``, ``source`` and the turns' text; the task marks which turns are
+    spoken (their ``origin`` and ``key``); stages fill the spoken turns' audio, tokens and metrics; the
+    ordered writer sets ``task`` (when several tasks share a stream) and the turns' rendering. A stage
+    that drops the sample sets ``reject`` and the sample still flows on, untouched, to the rejects
+    manifest.
     """
 
     id: str
     index: int
-    prompt: str
-    response: str
     source: str = ""
-    voice: str | None = None
-    audio: np.ndarray | None = None
-    tokens: np.ndarray | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    turns: list[Turn] = field(default_factory=list)
     task: str | None = None
-    text: dict[str, Any] = field(default_factory=dict)
     reject: Reject | None = None
+
+    @classmethod
+    def pair(cls, id: str, index: int, prompt: str, response: str, source: str = "") -> Sample:  # noqa: A002
+        """A prompt/response pair (nothing spoken yet)."""
+        return cls(id=id, index=index, source=source, turns=[Turn(USER, prompt), Turn(ASSISTANT, response)])
 
     @property
     def kept(self) -> bool:
         return self.reject is None
 
     @property
-    def duration_s(self) -> float:
-        return 0.0 if self.audio is None else len(self.audio) / AUDIO_SAMPLE_RATE
+    def prompt(self) -> str:
+        """The first user turn's text (the prompt of a single-turn sample)."""
+        return next((t.text for t in self.turns if t.role == USER), "")
 
-    def drop(self, stage: str, reason: str, value: float | None = None, detail: str = "") -> Sample:
+    @property
+    def response(self) -> str:
+        """The last assistant turn's text."""
+        return next((t.text for t in reversed(self.turns) if t.role == ASSISTANT), "")
+
+    def spoken_turns(self) -> list[Turn]:
+        return [t for t in self.turns if t.spoken]
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio over every spoken turn."""
+        return sum(t.duration_s for t in self.turns)
+
+    def drop(
+        self, stage: str, reason: str, value: float | None = None, detail: str = "", turn: int | None = None
+    ) -> Sample:
         """Mark the sample rejected (first reason wins) and return it."""
         if self.reject is None:
-            self.reject = Reject(stage=stage, reason=reason, value=value, detail=detail)
+            self.reject = Reject(stage=stage, reason=reason, value=value, detail=detail, turn=turn)
         return self
+
+
+@dataclass(slots=True)
+class Unit:
+    """One spoken turn of a sample: what a stage works on. Dropping it rejects the whole sample and
+    records the turn's index."""
+
+    sample: Sample
+    index: int
+
+    @property
+    def turn(self) -> Turn:
+        return self.sample.turns[self.index]
+
+    @property
+    def kept(self) -> bool:
+        return self.sample.reject is None
+
+    def drop(self, stage: str, reason: str, value: float | None = None, detail: str = "") -> None:
+        self.sample.drop(stage, reason, value, detail, turn=self.index)

@@ -1,8 +1,13 @@
 """The stage protocol: a small, picklable unit of work over batches of samples.
 
 A stage is built from its recipe section, loads its model lazily in :meth:`Stage.setup` (once per
-worker process) and maps a batch of samples to the same batch. Executors call only ``setup`` and
-``__call__``; they never know what a stage does.
+worker process) and maps a batch of samples to the same batch. It works on the spoken turns whose
+origin it handles (:class:`~dataengine.sample.Unit`); a turn it rejects rejects the whole sample.
+Executors call only ``setup`` and ``__call__``; they never know what a stage does.
+
+A stage declares what the rest of the system derives from it (see :mod:`dataengine.registry`): its
+recipe section, the origins it handles, the metrics it writes, its reject reasons and the turn fields
+it reads and writes.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dataengine.errors import one_line
-from dataengine.sample import Reject, Sample
+from dataengine.sample import RECORDING, TTS, Sample, Turn, Unit
+
+if TYPE_CHECKING:
+    from dataengine.recipe import Recipe
 
 
 class StageError(RuntimeError):
@@ -62,24 +71,42 @@ def source_digest(modules: tuple[str, ...]) -> str:
 
 
 class Stage(ABC):
-    """Base class: skips already-rejected samples, times the work, counts drops.
+    """Base class: picks the live spoken turns it handles, times the work, counts drops.
 
     A stage works in two steps: :meth:`process` computes (TTS, metrics, tokens) and :meth:`judge`
-    decides from what was computed (thresholds). Only the first is expensive, so only its results are
-    worth caching: a *cacheable* stage declares the sample fields its output depends on (``reads``) and
-    the fields it sets (``writes``; metrics it adds are captured too), and :meth:`fingerprint` names
-    everything else that decides the output (settings that are not thresholds, model versions).
+    decides from what was computed (thresholds, through :meth:`failures`). Only the first is expensive,
+    so only its results are worth caching: a *cacheable* stage declares the turn fields its output
+    depends on (``reads``) and the fields it sets (``writes``; metrics it adds are captured too), and
+    :meth:`fingerprint` names everything else that decides the output (settings that are not
+    thresholds, model versions).
     """
 
     name: str = "stage"
+    section: str | None = None
+    """The recipe key of its settings (a pydantic model, :attr:`config_model`)."""
+    config_model: type | None = None
+    origins: tuple[str, ...] = (TTS,)
+    """The turn origins it works on (:data:`~dataengine.sample.ORIGINS`)."""
+    metrics: tuple[str, ...] = ()
+    """Metric keys it writes into ``turn.metrics`` (one manifest column each)."""
+    reject_reasons: tuple[str, ...] = ()
     cacheable: bool = False
     reads: tuple[str, ...] = ()
+    """Turn fields its output depends on (also checked against earlier stages' ``writes``)."""
     writes: tuple[str, ...] = ()
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Cheap checks of the settings before any work starts (files, voices, devices; no model loads):
         raise ValueError, ImportError or OSError with a one-line message. The build runs every stage's
         check before it touches a sample or the output folder."""
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Stage | None:
+        """The stage configured from its recipe section; None when the recipe switches it off."""
+        return cls(recipe.section(cls.section)) if cls.section else cls()
+
+    def applies(self, turn: Turn) -> bool:
+        """Whether this stage works on ``turn`` (by default: its origin is one of :attr:`origins`)."""
+        return turn.origin in self.origins
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Load models or other heavy state. Called once per worker before the first batch."""
@@ -96,11 +123,18 @@ class Stage(ABC):
             raise StageError(f"{self.name}: cannot start: {reason}") from None
 
     @abstractmethod
-    def process(self, samples: list[Sample]) -> None:
-        """Work on the live (not yet rejected) samples in place: fill fields or call ``sample.drop``."""
+    def process(self, units: list[Unit]) -> None:
+        """Work on the live turns in place: fill fields or call ``unit.drop``."""
 
-    def judge(self, sample: Sample) -> None:  # noqa: B027 - optional hook
-        """Decide on one processed sample (thresholds); runs after :meth:`process` and after a cache hit."""
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        """Every ``(reason, value)`` the processed turn fails, first the one the build records."""
+        return []
+
+    def judge(self, unit: Unit) -> None:
+        """Decide on one processed turn (thresholds); runs after :meth:`process` and after a cache hit."""
+        failed = self.failures(unit)
+        if failed:
+            unit.drop(self.name, failed[0][0], failed[0][1])
 
     def cache_settings(self) -> object:
         """The settings that change what :meth:`process` computes (not thresholds used by ``judge``)."""
@@ -110,61 +144,75 @@ class Stage(ABC):
     """Modules outside the stage's own package whose code decides its output (for :meth:`fingerprint`)."""
 
     def fingerprint(self) -> str:
-        """Everything besides the sample's ``reads`` that decides :meth:`process`'s output: the stage,
+        """Everything besides the turn's ``reads`` that decides :meth:`process`'s output: the stage,
         the source code it runs (its package and ``code_modules``), and :meth:`cache_settings`."""
         package = type(self).__module__.rpartition(".")[0]
         code = source_digest((package, *self.code_modules))
         return f"{type(self).__module__}.{type(self).__qualname__}|code:{code}|{self.cache_settings()!r}"
 
-    def run(self, samples: list[Sample]) -> None:
-        """Process, then judge each sample that survived processing."""
-        self.process(samples)
-        for sample in samples:
-            if sample.kept:
-                self.judge(sample)
+    def units(self, samples: list[Sample]) -> list[Unit]:
+        """The live samples' turns this stage works on, in order."""
+        return [
+            Unit(sample, i)
+            for sample in samples
+            if sample.kept
+            for i, turn in enumerate(sample.turns)
+            if self.applies(turn)
+        ]
+
+    def run(self, units: list[Unit]) -> None:
+        """Process, then judge each turn whose sample survived processing."""
+        self.process(units)
+        for unit in units:
+            if unit.kept:
+                self.judge(unit)
 
     def __call__(self, samples: list[Sample], stats: StageStats) -> list[Sample]:
-        live = [s for s in samples if s.kept]
+        units = self.units(samples)
+        live = {id(u.sample): u.sample for u in units}
         start = time.perf_counter()
-        if live:
-            self.run(live)
+        if units:
+            self.run(units)
         stats.seconds += time.perf_counter() - start
-        stats.seen += len(live)
-        stats.dropped += sum(1 for s in live if not s.kept)
-        stats.audio_seconds += sum(s.duration_s for s in live)
+        stats.seen += len(units)
+        stats.dropped += sum(1 for s in live.values() if not s.kept)
+        stats.audio_seconds += sum(u.turn.duration_s for u in units)
         return samples
 
 
-class SampleStage(Stage):
-    """A stage that handles one sample at a time; an exception becomes a reject row, not a crash."""
+class TurnStage(Stage):
+    """A stage that handles one turn at a time; an exception becomes a reject row, not a crash."""
 
     @abstractmethod
-    def process_one(self, sample: Sample) -> None:
-        """Fill fields of ``sample`` or call ``sample.drop``."""
+    def process_turn(self, unit: Unit) -> None:
+        """Fill fields of ``unit.turn`` or call ``unit.drop``."""
 
-    def process(self, samples: list[Sample]) -> None:
-        for sample in samples:
+    def process(self, units: list[Unit]) -> None:
+        for unit in units:
+            if not unit.kept:  # an earlier turn of the same sample failed
+                continue
             try:
-                self.process_one(sample)
+                self.process_turn(unit)
             except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the build
-                sample.reject = Reject(self.name, "error", None, f"{type(exc).__name__}: {exc}")
+                unit.drop(self.name, "error", None, f"{type(exc).__name__}: {exc}")
 
 
-class FilterStage(SampleStage):
+class FilterStage(TurnStage):
     """A filter measures metrics (cacheable work) and decides from them (cheap, never cached)."""
 
+    origins = (TTS, RECORDING)
+
     @abstractmethod
-    def measure(self, sample: Sample) -> dict[str, float]:
-        """Return the metrics this filter computes for one sample."""
+    def measure(self, unit: Unit) -> dict[str, float]:
+        """Return the metrics this filter computes for one turn."""
 
     @abstractmethod
     def decide(self, metrics: dict[str, float]) -> tuple[str, float] | None:
         """Return ``(reason, value)`` to reject, or None to keep."""
 
-    def process_one(self, sample: Sample) -> None:
-        sample.metrics.update(self.measure(sample))
+    def process_turn(self, unit: Unit) -> None:
+        unit.turn.metrics.update(self.measure(unit))
 
-    def judge(self, sample: Sample) -> None:
-        verdict = self.decide(sample.metrics)
-        if verdict is not None:
-            sample.drop(self.name, verdict[0], verdict[1])
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        verdict = self.decide(unit.turn.metrics)
+        return [] if verdict is None else [verdict]

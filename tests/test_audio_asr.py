@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 from audio_fixtures import SPEECH_TEXT, speech
+from sample_fixtures import spoken_pair
 
 from dataengine.audio.asr import ASRStage, WhisperASR, check_asr, error_rates, model_dir, normalize_text
 from dataengine.pipeline import build_stages
 from dataengine.recipe import ASRConfig, Recipe
-from dataengine.sample import Sample
 from dataengine.stage import StageStats
 
 
@@ -48,10 +48,11 @@ def test_stage_in_the_build_and_pickles(asr: WhisperASR) -> None:
     assert "asr" not in [s.name for s in build_stages(Recipe(name="t"))]  # off by default
     stage = ASRStage(ASRConfig(model="tiny.en"))
     stage.asr = asr
-    good = Sample(id="a", index=0, prompt=SPEECH_TEXT, response="r", audio=speech())
-    bad = Sample(id="b", index=1, prompt="Completely different words here.", response="r", audio=speech())
+    good = spoken_pair("a", 0, SPEECH_TEXT, audio=speech())
+    bad = spoken_pair("b", 1, "Completely different words here.", audio=speech())
     stage([good, bad], StageStats("asr"))
-    assert good.kept and good.metrics["asr_wer"] < 0.2
+    assert good.kept and good.turns[0].metrics["asr_wer"] < 0.2
+    assert "capital of france" in good.turns[0].transcript.lower()
     assert bad.reject.reason == "asr_mismatch" and bad.reject.stage == "asr"
     assert pickle.loads(pickle.dumps(stage)).asr._model is None
 

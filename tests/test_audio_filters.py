@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from audio_fixtures import add_white_noise, hard_clipped, piper_backend, speech, through_8k, tone, white_noise
+from sample_fixtures import spoken_pair
 
 from dataengine.audio.filters import (
     AUDIO_METRIC_NAMES,
@@ -20,7 +21,7 @@ from dataengine.audio.io import resample
 from dataengine.audio.vad import SileroVAD
 from dataengine.evaluation.signals import coloured_noise, mix_at_snr
 from dataengine.recipe import AudioFilterConfig
-from dataengine.sample import Sample
+from dataengine.sample import Sample, Unit
 from dataengine.stage import StageStats
 
 SR = 16_000
@@ -34,14 +35,14 @@ def stage() -> AudioFilter:
 
 
 def run(stage: AudioFilter, audio: np.ndarray) -> Sample:
-    sample = Sample(id="s0", index=0, prompt="p", response="r", audio=audio)
+    sample = spoken_pair("s0", 0, "p", audio=audio)
     stage([sample], StageStats(stage.name))
     return sample
 
 
 def test_metric_names_are_exactly_what_the_stage_records(stage: AudioFilter) -> None:
     sample = run(stage, speech())
-    assert tuple(sample.metrics) == AUDIO_METRIC_NAMES
+    assert tuple(sample.turns[0].metrics) == AUDIO_METRIC_NAMES
     assert set(AUDIO_METRIC_NAMES) == {
         "duration_s",
         "speech_fraction",
@@ -66,7 +67,7 @@ def test_metric_names_are_exactly_what_the_stage_records(stage: AudioFilter) -> 
 def test_clean_speech_is_kept(stage: AudioFilter) -> None:
     sample = run(stage, speech())
     assert sample.kept, sample.reject
-    m = sample.metrics
+    m = sample.turns[0].metrics
     assert m["speech_fraction"] > 0.6 and m["speech_prob_mean"] > 0.6
     assert m["hf_energy_db"] > -40 and m["snr_db"] > 20 and m["clipping_ratio"] < 1e-3
 
@@ -89,7 +90,7 @@ def test_degraded_audio_is_rejected_with_reason(stage: AudioFilter, make, reason
     assert not sample.kept
     assert sample.reject.stage == "audio_filters"
     assert sample.reject.reason == reason
-    assert all(math.isfinite(sample.metrics[k]) for k in AUDIO_METRIC_NAMES)
+    assert all(math.isfinite(sample.turns[0].metrics[k]) for k in AUDIO_METRIC_NAMES)
 
 
 def test_too_long_uses_config() -> None:
@@ -190,8 +191,19 @@ def test_narrow_band_speech_fails_compression_before_noise() -> None:
     assert AudioFilter(strict).decide(metrics)[0] == "bad_compression"
 
 
+def test_the_stage_records_the_first_failing_reason_with_its_turn() -> None:
+    strict = AudioFilterConfig(min_snr_db=1000.0, min_level_snr_db=1000.0)
+    metrics, reasons = check_audio(through_8k(speech()), strict)
+    sample = spoken_pair("s", 0, "p", audio=through_8k(speech()))
+    sample.turns[0].metrics = dict(metrics)
+    unit = Unit(sample, 0)
+    assert AudioFilter(strict).failures(unit) == reasons  # every one (what audio-check reports)
+    AudioFilter(strict).judge(unit)
+    assert (sample.reject.reason, sample.reject.turn) == ("bad_compression", 0)
+
+
 def test_missing_audio_becomes_error_reject_and_stage_pickles(stage: AudioFilter) -> None:
-    sample = Sample(id="x", index=0, prompt="p", response="r")
+    sample = spoken_pair("x", 0, "p")
     stage([sample], StageStats(stage.name))
     assert sample.reject.reason == "error" and "no audio" in sample.reject.detail
     clone = pickle.loads(pickle.dumps(stage))
@@ -214,9 +226,10 @@ def test_short_speech_without_fricatives_is_not_bad_compression(stage: AudioFilt
     audio = resample(backend.synthesize(text), backend.sample_rate, SR)
     fricatives = resample(backend.synthesize(FRICATIVES_TEXT), backend.sample_rate, SR)
     sample = run(stage, audio)
-    assert sample.metrics["hf_energy_db"] < run(stage, fricatives).metrics["hf_energy_db"] - 15
+    reference = run(stage, fricatives).turns[0].metrics["hf_energy_db"]
+    assert sample.turns[0].metrics["hf_energy_db"] < reference - 15
     assert sample.kept, sample.reject
-    assert sample.metrics["hf_energy_db"] > stage.config.min_hf_energy_db + 15
+    assert sample.turns[0].metrics["hf_energy_db"] > stage.config.min_hf_energy_db + 15
     assert run(stage, through_8k(audio)).reject.reason == "bad_compression"
 
 
@@ -228,9 +241,10 @@ def test_telephone_speech_with_a_noise_floor_added_afterwards(stage: AudioFilter
     x = speech()
     floor = coloured_noise(len(x), colour, seed=4)
     phone = run(stage, mix_at_snr(through_8k(x), floor, 35.0))
-    assert phone.reject.reason == "bad_compression", phone.metrics
-    assert phone.reject.value == phone.metrics["hf_dynamics_db"]
-    assert phone.metrics["band_edge_db"] < AudioFilterConfig().max_band_edge_db  # the edge alone misses it
+    metrics = phone.turns[0].metrics
+    assert phone.reject.reason == "bad_compression", metrics
+    assert phone.reject.value == metrics["hf_dynamics_db"]
+    assert metrics["band_edge_db"] < AudioFilterConfig().max_band_edge_db  # the edge alone misses it
     wide = run(stage, mix_at_snr(x, floor, 35.0))
     assert wide.kept, wide.reject
 

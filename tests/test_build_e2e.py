@@ -45,7 +45,8 @@ def test_shards_and_manifest_agree(small_build_dir: Path) -> None:
         parts = members[key]
         assert members_digest(parts) == sha256
         record = json.loads(parts["json"])
-        assert record["task"] == task and record["prompt"] == prompt
+        assert record["task"] == task and record["speech"][0]["text"] == prompt
+        assert [t["role"] for t in record["conversations"]] == ["user", "assistant"]
         tokens = np.load(io.BytesIO(parts["tokens.npy"]))
         assert tokens.dtype == np.int16 and len(tokens) == n_tokens
         assert 0 <= tokens.min() and tokens.max() < 512

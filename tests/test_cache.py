@@ -19,7 +19,7 @@ from dataengine.cache import StageCache
 from dataengine.cli import main
 from dataengine.pipeline import build
 from dataengine.recipe import Recipe
-from dataengine.sample import Sample
+from dataengine.sample import TTS, USER, Turn
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -34,10 +34,10 @@ def test_entries_round_trip_exactly(tmp_path: Path) -> None:
     cache = StageCache(tmp_path)
     audio = quantize_pcm16(np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1)
     raw = np.random.default_rng(1).standard_normal(8).astype(np.float32)  # not on the 16-bit grid
-    sample = Sample(id="a", index=0, prompt="hi", response="")
-    key = cache.key("fp", sample, ("id", "prompt"))
-    assert key != cache.key("fp2", sample, ("id", "prompt"))
-    assert key != cache.key("fp", Sample(id="a", index=0, prompt="hi!", response=""), ("id", "prompt"))
+    turn = Turn(USER, "hi", origin=TTS, key="a")
+    key = cache.key("fp", turn, ("key", "text"))
+    assert key != cache.key("fp2", turn, ("key", "text"))
+    assert key != cache.key("fp", Turn(USER, "hi!", origin=TTS, key="a"), ("key", "text"))
     assert cache.get("tts", key) is None
     cache.put("tts", key, {"audio": audio, "raw": raw, "voice": "v"}, {"m": 1.5})
     got = cache.get("tts", key)

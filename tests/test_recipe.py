@@ -18,7 +18,10 @@ def test_demo_recipe_loads() -> None:
     assert recipe.name == "demo"
     assert recipe.tokenizer.max_sound_tokens == 500
     assert [v.backend for v in recipe.tts.voices] == ["piper"] * 3 + ["espeak"] * 2 + ["kokoro"] * 4
-    assert recipe.format.instruction_ratio == 0.7
+    assert {n: t.share for n, t in recipe.tasks.enabled().items()} == {
+        "instruction": 0.7,
+        "transcription": 0.3,
+    }
 
 
 @pytest.mark.parametrize(
@@ -27,7 +30,16 @@ def test_demo_recipe_loads() -> None:
         ("name: x\nsede: 1\n", "sede: unknown key"),
         ("name: x\nseed: abc\n", "seed: Input should be a valid integer"),
         ("seed: 1\n", "name: required key is missing"),
-        ("name: x\nformat: {instruction_ratio: 1.5}\n", "format.instruction_ratio"),
+        ("name: x\ntasks: {instruction: {share: 1.5}}\n", "tasks.instruction.share"),
+        ("name: x\ntasks: {instruction: {share: 0.5}, transcription: {share: 0.3}}\n", "sum to 0.8, not 1"),
+        ("name: x\ntasks: {speaking: {share: 1}}\n", "tasks.speaking: unknown task (tasks: instruction,"),
+        ("name: x\ntasks: {noise_refusal: {share: 1, kinds: {hum: 1}}}\n", "unknown noise kind 'hum'"),
+        (
+            "name: x\ntasks: {instruction: {share: 0.5},\n"
+            "  multi_turn: {share: 0.5, source: {kind: hf, name: a}}}\n",
+            "tasks.multi_turn: source needs messages_column",
+        ),
+        ("name: x\ntts: {voices: [{backend: festival}]}\n", "unknown TTS backend 'festival'"),
         ("name: x\naudio_filters: {min_duration_s: 5, max_duration_s: 2}\n", "min_duration_s must be below"),
         ("name: x\ntts: {voices: [{backend: nope}]}\n", "tts.voices.0.backend"),
         ("name: x\nsource: {kind: files, paths: [missing.jsonl]}\n", "source.paths.0: file not found"),

@@ -28,8 +28,8 @@ from dataengine.pipeline import (
     publish_output,
 )
 from dataengine.recipe import RecipeError, load_recipe
-from dataengine.sample import Sample
-from dataengine.stage import SampleStage, StageError
+from dataengine.sample import Sample, Unit
+from dataengine.stage import StageError, TurnStage
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "recipes" / "demo.yaml")
@@ -199,18 +199,18 @@ def test_a_model_that_fails_to_load_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-class _BrokenStage(SampleStage):
+class _BrokenStage(TurnStage):
     name = "broken"
 
     def setup(self) -> None:
         raise OSError("model file vanished")
 
-    def process_one(self, sample: Sample) -> None:  # pragma: no cover - never reached
+    def process_turn(self, unit: Unit) -> None:  # pragma: no cover - never reached
         raise AssertionError("setup failed, nothing may run")
 
 
 def test_a_stage_failing_in_a_worker_gives_its_reason_not_a_broken_pool() -> None:
-    batches = [[Sample(id=f"s{i}", index=i, prompt="p", response="r")] for i in range(3)]
+    batches = [[Sample.pair(f"s{i}", i, "p", "r")] for i in range(3)]
     with pytest.raises(StageError, match="broken: cannot start: OSError: model file vanished"):
         list(LocalExecutor(2).map([_BrokenStage()], batches))
 
@@ -328,8 +328,8 @@ def test_recipe_types_are_strict_and_keys_unique(tmp_path: Path, text: str, expe
 
 def test_ints_still_count_as_floats(tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("name: x\nformat: {instruction_ratio: 1}\naudio_filters: {max_duration_s: 20}\n")
-    assert load_recipe(recipe).format.instruction_ratio == 1.0
+    recipe.write_text("name: x\ntasks: {instruction: {share: 1}}\naudio_filters: {max_duration_s: 20}\n")
+    assert load_recipe(recipe).tasks.instruction.share == 1.0
 
 
 # --- 20. Ctrl-C is one line, exit 130 --------------------------------------------------------------------

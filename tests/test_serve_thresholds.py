@@ -13,12 +13,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from sample_fixtures import spoken_pair
 
 from dataengine.audio.asr import ASRStage
 from dataengine.audio.filters import AUDIO_METRIC_NAMES, AUDIO_REJECT_REASONS, AudioFilter
-from dataengine.pipeline import METRIC_NAMES, build_stages
 from dataengine.recipe import Recipe
-from dataengine.sample import Sample
+from dataengine.registry import build_stages, metric_names
+from dataengine.sample import Unit
 from dataengine.serve import thresholds as th
 from dataengine.serve.catalog import Catalog, Filters
 from dataengine.text.filters import check_text
@@ -42,7 +43,7 @@ def test_measuring_settings_of_the_audio_filter_are_not_bounds() -> None:
 
 
 def test_bounds_read_metrics_the_manifest_stores() -> None:
-    stored = set(METRIC_NAMES) | {"duration_s", "n_sound_tokens"}
+    stored = set(metric_names()) | {"duration_s", "n_sound_tokens"}
     for b in th.BOUNDS:
         assert set(b.metrics) <= stored, b.path
     for rule in th.RULES:
@@ -69,8 +70,9 @@ def decide(stage: str, recipe: Recipe, row: dict[str, Any]) -> str | None:
         verdict = ASRStage(recipe.asr).decide(row)
         return verdict and verdict[0]
     if stage == "tokenizer":
-        sample = Sample("x", 0, "p", "r", tokens=np.zeros(int(row["n_sound_tokens"]), dtype=np.int16))
-        TokenizerStage(recipe.tokenizer).judge(sample)
+        sample = spoken_pair("x", 0, "p")
+        sample.turns[0].tokens = np.zeros(int(row["n_sound_tokens"]), dtype=np.int16)
+        TokenizerStage(recipe.tokenizer).judge(Unit(sample, 0))
         return sample.reject and sample.reject.reason
     if stage == "text_filters":
         verdict = check_text(row["prompt"], recipe.text_filters, recipe.tokenizer.max_sound_tokens)

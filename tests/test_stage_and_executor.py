@@ -4,27 +4,31 @@ import signal
 import pytest
 
 from dataengine.executors import LocalExecutor, WorkerError
-from dataengine.sample import Sample
-from dataengine.stage import SampleStage, StageStats
+from dataengine.sample import TTS, Sample, Unit
+from dataengine.stage import StageStats, TurnStage
 
 
-class Shout(SampleStage):
-    """Upper-cases the prompt; fails on prompts containing 'boom' and drops ones containing 'drop'."""
+class Shout(TurnStage):
+    """Upper-cases a spoken turn's text; fails on texts containing 'boom' and drops ones containing 'drop'."""
 
     name = "shout"
 
-    def process_one(self, sample: Sample) -> None:
-        if "boom" in sample.prompt:
+    def process_turn(self, unit: Unit) -> None:
+        turn = unit.turn
+        if "boom" in turn.text:
             raise RuntimeError("exploded")
-        if "drop" in sample.prompt:
-            sample.drop(self.name, "dropped", 1.0)
+        if "drop" in turn.text:
+            unit.drop(self.name, "dropped", 1.0)
             return
-        sample.prompt = sample.prompt.upper()
+        turn.text = turn.text.upper()
 
 
 def samples(n: int) -> list[Sample]:
     words = ["ok", "boom", "drop"]
-    return [Sample(id=f"s{i}", index=i, prompt=f"{words[i % 3]} {i}", response="") for i in range(n)]
+    out = [Sample.pair(f"s{i}", i, f"{words[i % 3]} {i}", "r") for i in range(n)]
+    for sample in out:
+        sample.turns[0].origin, sample.turns[0].key = TTS, sample.id
+    return out
 
 
 def test_an_exception_becomes_a_reject_row_and_the_rest_go_on() -> None:
@@ -33,7 +37,7 @@ def test_an_exception_becomes_a_reject_row_and_the_rest_go_on() -> None:
     Shout()(batch, stats)
     assert [s.prompt for s in batch if s.kept] == ["OK 0", "OK 3"]
     assert batch[1].reject.reason == "error" and batch[1].reject.detail == "RuntimeError: exploded"
-    assert batch[2].reject.reason == "dropped"
+    assert batch[2].reject.reason == "dropped" and batch[2].reject.turn == 0
     assert (stats.seen, stats.dropped) == (6, 4)
 
 
@@ -54,13 +58,13 @@ def test_two_worker_processes_keep_input_order_and_stats() -> None:
     assert [[s.prompt for s in b] for b, _ in inline] == [[s.prompt for s in b] for b, _ in results]
 
 
-class DieOnSecond(SampleStage):
+class DieOnSecond(TurnStage):
     """Kills its own worker process (as the OOM killer would) on the sample with index 5."""
 
     name = "die"
 
-    def process_one(self, sample: Sample) -> None:
-        if sample.index == 5:
+    def process_turn(self, unit: Unit) -> None:
+        if unit.sample.index == 5:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,7 +1,7 @@
 import pytest
+from sample_fixtures import spoken_pair
 
 from dataengine.recipe import TextFilterConfig
-from dataengine.sample import Sample
 from dataengine.stage import StageStats
 from dataengine.text.filters import TextFilter, check_text, estimated_sound_tokens
 
@@ -54,13 +54,15 @@ def test_length_estimate_scales_with_text() -> None:
 
 def test_stage_records_reason_and_estimate() -> None:
     samples = [
-        Sample(id="a", index=0, prompt="What is AI?", response="A field."),
-        Sample(id="b", index=1, prompt="see http://x.io", response="ok"),
-        Sample(id="c", index=2, prompt="Fine question?", response="   "),
+        spoken_pair("a", 0, "What is AI?", "A field."),
+        spoken_pair("b", 1, "see http://x.io", "ok"),
+        spoken_pair("c", 2, "   ", "Fine answer."),
     ]
+    samples[0].turns[1].origin = None  # the assistant turn is text: never checked
     stats = StageStats("text_filters")
     TextFilter(CONFIG, 500)(samples, stats)
-    assert samples[0].kept and samples[0].metrics["est_sound_tokens"] > 0
+    assert samples[0].kept and samples[0].turns[0].metrics["est_sound_tokens"] > 0
     assert samples[1].reject.reason == "url" and samples[1].reject.stage == "text_filters"
-    assert samples[2].reject.reason == "empty_response"
+    assert samples[1].reject.turn == 0
+    assert samples[2].reject.reason == "empty_text"
     assert (stats.seen, stats.dropped) == (3, 2)

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sample_fixtures import spoken_pair
 
 from dataengine.recipe import TokenizerConfig
-from dataengine.sample import Sample
+from dataengine.sample import Sample, Unit
 from dataengine.tokenizer import TokenizerError, load_whispervq
 from dataengine.tokenizer.ct2_whisper import convert_ct2_whisper, default_whisper_checkpoint
 from dataengine.tokenizer.fit import build_checkpoint, extract_features, kmeans, save_checkpoint
@@ -270,7 +271,7 @@ def test_build_checkpoint_identity_bottleneck() -> None:
 
 
 def _sample(i: int, audio: np.ndarray | None) -> Sample:
-    return Sample(id=f"s{i}", index=i, prompt="p", response="r", audio=audio)
+    return spoken_pair(f"s{i}", i, "p", audio=audio)
 
 
 def test_stage_sets_tokens_drops_long_and_isolates_errors(real_vq_path: Path, real_vq) -> None:
@@ -282,9 +283,10 @@ def test_stage_sets_tokens_drops_long_and_isolates_errors(real_vq_path: Path, re
         _sample(2, speechlike(3)),
         _sample(3, None),
     ]
-    stage.run(samples)  # process, then judge (the token limit)
-    assert samples[0].kept and samples[0].tokens.dtype == np.int16 and len(samples[0].tokens) == 50
-    assert samples[0].metrics["n_sound_tokens"] == 50
+    stage.run([Unit(s, 0) for s in samples])  # process, then judge (the token limit)
+    tokens = samples[0].turns[0].tokens
+    assert samples[0].kept and tokens.dtype == np.int16 and len(tokens) == 50
+    assert samples[0].turns[0].metrics["n_sound_tokens"] == 50
     assert samples[1].reject.reason == "error" and samples[1].reject.stage == "tokenizer"
     assert samples[2].reject.reason == "too_many_sound_tokens" and samples[2].reject.value == 75
     assert samples[3].reject.reason == "error"

@@ -9,10 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 from audio_fixtures import SPEECH_TEXT, piper_backend
+from sample_fixtures import spoken_pair
 
 from dataengine.hashing import unit_draw
 from dataengine.recipe import TTSConfig, VoiceConfig
-from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.sample import AUDIO_SAMPLE_RATE
 from dataengine.stage import StageStats
 from dataengine.tts.base import TTSBackend, make_backend
 from dataengine.tts.stage import TTSStage, choose_voice
@@ -56,16 +57,17 @@ def test_tts_stage_outputs_16khz_float32() -> None:
     stage = TTSStage(TTSConfig(), seed=0)
     stage.setup()
     samples = [
-        Sample(id="a", index=0, prompt=SPEECH_TEXT, response="r"),
-        Sample(id="b", index=1, prompt="   ", response="r"),
+        spoken_pair("a", 0, SPEECH_TEXT),
+        spoken_pair("b", 1, "   "),
     ]
     stats = StageStats("tts")
     stage(samples, stats)
     ok, empty = samples
-    assert ok.kept and ok.voice == "piper:joe-us@1"
-    assert ok.audio.dtype == np.float32 and ok.audio.ndim == 1
+    turn = ok.turns[0]
+    assert ok.kept and turn.voice == "piper:joe-us@1"
+    assert turn.audio.dtype == np.float32 and turn.audio.ndim == 1
     raw = piper_backend().synthesize(SPEECH_TEXT)
-    assert abs(len(ok.audio) - len(raw) * AUDIO_SAMPLE_RATE / 22050) <= 2
+    assert abs(len(turn.audio) - len(raw) * AUDIO_SAMPLE_RATE / 22050) <= 2
     assert 4.0 < ok.duration_s < 12.0
     assert empty.reject.stage == "tts" and empty.reject.reason == "tts_failed"
     assert stats.seen == 2 and stats.dropped == 1
@@ -81,12 +83,11 @@ def test_length_scale_slows_speech_and_stage_pickles() -> None:
     id_fast = next(i for i in ids if choose_voice([fast, slow], 7, i) is fast)
     id_slow = next(i for i in ids if choose_voice([fast, slow], 7, i) is slow)
     samples = [
-        Sample(id=i, index=n, prompt="Good morning to you all.", response="")
-        for n, i in enumerate([id_fast, id_slow])
+        spoken_pair(i, n, "Good morning to you all.") for n, i in enumerate([id_fast, id_slow])
     ]
     clone(samples, StageStats("tts"))
-    assert [s.voice for s in samples] == [fast.name, slow.name]
-    assert len(samples[1].audio) > 1.3 * len(samples[0].audio)
+    assert [s.turns[0].voice for s in samples] == [fast.name, slow.name]
+    assert len(samples[1].turns[0].audio) > 1.3 * len(samples[0].turns[0].audio)
     assert pickle.loads(pickle.dumps(clone)).backends == {}
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_fixtures import spoken_pair
 
 from dataengine.recipe import TTSConfig, VoiceConfig
-from dataengine.sample import Sample
 from dataengine.stage import StageStats
 from dataengine.tts import coqui, whisperspeech
 from dataengine.tts.base import BACKENDS, make_backend
@@ -83,13 +83,13 @@ def test_voice_pool_mixes_piper_and_espeak() -> None:
     assert set(mix) == {"piper:joe-us@1", "espeak:en-us@0.9"} and min(mix.values()) > 70
     one_each = [next(i for i in ids if choose_voice(voices, 5, i) is v) for v in voices]
     samples = [
-        Sample(id=i, index=n, prompt="Good morning to you.", response="") for n, i in enumerate(one_each)
+        spoken_pair(i, n, "Good morning to you.") for n, i in enumerate(one_each)
     ]
     stage(samples, StageStats("tts"))
-    assert [s.voice for s in samples] == [v.name for v in voices]
-    assert all(s.kept and s.audio.dtype == np.float32 and s.duration_s > 0.5 for s in samples)
+    assert [s.turns[0].voice for s in samples] == [v.name for v in voices]
+    assert all(s.kept and s.turns[0].audio.dtype == np.float32 and s.duration_s > 0.5 for s in samples)
     # each voice really is a different backend: the 16 kHz audio differs
-    assert len(samples[0].audio) != len(samples[1].audio)
+    assert len(samples[0].turns[0].audio) != len(samples[1].turns[0].audio)
 
 
 def test_voice_names_include_the_model() -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import webdataset as wds
+from sample_fixtures import spoken_pair
 
 from dataengine.manifest import ManifestError, run_query
 from dataengine.sample import Sample
@@ -15,10 +16,12 @@ from dataengine.writers.shards import ShardWriter
 
 def make_sample(i: int, seconds: float = 0.5) -> Sample:
     rng = np.random.default_rng(i)
-    sample = Sample(id=f"s-{i:03d}", index=i, prompt=f"prompt {i}", response=f"response {i}", voice="v")
-    sample.audio = (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
-    sample.tokens = rng.integers(0, 512, size=int(25 * seconds)).astype(np.int16)
-    sample.metrics = {"snr_db": 20.123456, "duration_s": seconds}
+    sample = spoken_pair(f"s-{i:03d}", i, f"prompt {i}", f"response {i}")
+    turn = sample.turns[0]
+    turn.voice = "v"
+    turn.audio = (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
+    turn.tokens = rng.integers(0, 512, size=int(25 * seconds)).astype(np.int16)
+    turn.metrics = {"snr_db": 20.123456, "duration_s": seconds}
     sample.task = "instruction"
     return sample
 
@@ -63,9 +66,10 @@ def test_webdataset_reads_back_what_was_written(tmp_path: Path) -> None:
     dataset = wds.WebDataset(str(tmp_path / "train-000000.tar"), shardshuffle=False).decode()
     rows = list(dataset)
     assert [r["__key__"] for r in rows] == [f"s-{i:03d}" for i in range(4)]
-    assert rows[1]["json"]["prompt"] == "prompt 1"
-    assert rows[1]["tokens.npy"].tolist() == make_sample(1).tokens.tolist()
-    assert rows[1]["json"]["metrics"]["snr_db"] == 20.1235
+    record = rows[1]["json"]
+    assert record["speech"][0]["text"] == "prompt 1" and record["conversations"][1]["content"] == "response 1"
+    assert rows[1]["tokens.npy"].tolist() == make_sample(1).turns[0].tokens.tolist()
+    assert record["speech"][0]["metrics"]["snr_db"] == 20.1235
 
 
 def test_digest_covers_every_member() -> None:

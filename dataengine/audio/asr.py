@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dataengine.recipe import ASRConfig, SettingError
-from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.recipe import ASRConfig, Recipe, SettingError
+from dataengine.sample import AUDIO_SAMPLE_RATE, Turn, Unit
 from dataengine.stage import FilterStage
 
 ASR_METRIC_NAMES: tuple[str, ...] = ("asr_wer", "asr_cer")
@@ -176,12 +176,17 @@ def asr_failing(metrics: dict[str, float], config: ASRConfig) -> list[tuple[str,
 
 
 class ASRStage(FilterStage):
-    """Drops samples whose spoken prompt does not transcribe back to the prompt (``asr_mismatch``)."""
+    """Drops samples whose spoken turn does not transcribe back to its text (``asr_mismatch``). It needs
+    a transcript: turns without text (noise, an unlabeled recording) skip it."""
 
     name = "asr"
+    section = "asr"
+    config_model = ASRConfig
+    metrics = ASR_METRIC_NAMES
+    reject_reasons = ("asr_mismatch",)
     cacheable = True
-    reads = ("prompt", "audio")
-    writes = ()
+    reads = ("text", "audio")
+    writes = ("transcript",)
 
     def __init__(self, config: ASRConfig) -> None:
         self.config = config
@@ -193,16 +198,24 @@ class ASRStage(FilterStage):
         except (ValueError, ImportError) as exc:
             raise SettingError("asr.model", str(exc)) from None
 
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> ASRStage | None:
+        return cls(recipe.asr) if recipe.asr.model != "none" else None
+
+    def applies(self, turn: Turn) -> bool:
+        return super().applies(turn) and bool(turn.text.strip())
+
     def setup(self) -> None:
         self.asr.load()
 
     def cache_settings(self) -> object:
         return (self.config.model, self.config.cpu_threads)
 
-    def measure(self, sample: Sample) -> dict[str, float]:
-        if sample.audio is None:
-            raise ValueError("sample has no audio (did TTS run?)")
-        metrics, _, _ = check_asr(sample.audio, sample.prompt, self.config, self.asr)
+    def measure(self, unit: Unit) -> dict[str, float]:
+        turn = unit.turn
+        if turn.audio is None:
+            raise ValueError("turn has no audio (did TTS run?)")
+        metrics, _, turn.transcript = check_asr(turn.audio, turn.text, self.config, self.asr)
         return metrics
 
     def decide(self, metrics: dict[str, float]) -> tuple[str, float] | None:

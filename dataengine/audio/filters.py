@@ -20,7 +20,7 @@ from dataengine.audio.metrics import (
 )
 from dataengine.audio.vad import SileroVAD
 from dataengine.recipe import AudioFilterConfig
-from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.sample import AUDIO_SAMPLE_RATE, Unit
 from dataengine.stage import FilterStage
 
 AUDIO_METRIC_NAMES: tuple[str, ...] = (
@@ -158,9 +158,14 @@ def check_audio(
 
 
 class AudioFilter(FilterStage):
-    """Filter stage over ``sample.audio``; the first failing check (AUDIO_REJECT_REASONS order) drops it."""
+    """Filter stage over a spoken turn's audio (TTS speech and recordings; noise turns are noise on
+    purpose and skip it); the first failing check (AUDIO_REJECT_REASONS order) drops the sample."""
 
     name = "audio_filters"
+    section = "audio_filters"
+    config_model = AudioFilterConfig
+    metrics = AUDIO_METRIC_NAMES
+    reject_reasons = AUDIO_REJECT_REASONS
     cacheable = True
     reads = ("audio",)
 
@@ -181,13 +186,17 @@ class AudioFilter(FilterStage):
             self._vad = SileroVAD()
         self._vad.load()
 
-    def measure(self, sample: Sample) -> dict[str, float]:
-        if sample.audio is None:
-            raise ValueError("sample has no audio (did TTS run?)")
+    def measure(self, unit: Unit) -> dict[str, float]:
+        if unit.turn.audio is None:
+            raise ValueError("turn has no audio (did TTS run?)")
         if self._vad is None:
             self.setup()
-        return measure_audio(sample.audio, self.config, self._vad)
+        return measure_audio(unit.turn.audio, self.config, self._vad)
 
     def decide(self, metrics: dict[str, float]) -> tuple[str, float] | None:
         reasons = failing_reasons(metrics, self.config)
         return reasons[0] if reasons else None
+
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        """Every failing check, in :data:`AUDIO_REJECT_REASONS` order (the build records the first)."""
+        return failing_reasons(unit.turn.metrics, self.config)

@@ -132,8 +132,10 @@ def ichigo_row(record: dict[str, Any]) -> dict[str, Any]:
     users = [(t, r) for t, r in zip(turns, check.readings, strict=True) if t["role"] == "user"]
     spoken = next(((t, r) for t, r in users if r.kind != "text"), None)
     first_user = users[0][0]["content"]
-    text_prompt = record.get("prompt")  # the spoken text; a text-only turn is its own text
-    if not isinstance(text_prompt, str):
+    text_prompt = next((s.get("text") for s in record.get("speech") or [] if s.get("text")), None)
+    if not isinstance(text_prompt, str):  # the spoken text (schema.SpokenTurnRecord); else older builds'
+        text_prompt = record.get("prompt")
+    if not isinstance(text_prompt, str):  # a text-only turn is its own text; noise has none
         text_prompt = first_user if spoken is None else ""
     answer = next(t["content"] for t in turns if t["role"] == "assistant")
     prompt = ""

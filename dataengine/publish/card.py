@@ -13,27 +13,15 @@ from typing import Any
 import yaml
 
 from dataengine import __version__
-from dataengine.manifest import ManifestError, open_manifest
+from dataengine.manifest import ManifestError, open_manifest, task_stats, turn_counts
 from dataengine.publish import PublishError
 from dataengine.publish.files import CARD_FILE, PLOTS_DIR
 from dataengine.publish.listen import REJECTED_DIR, rejected_features, write_examples
+from dataengine.schema import SampleRow, column_names, hf_features
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cards"
 TEMPLATE_NAME = "dataset_card.md.j2"
-_SAMPLE_COLUMNS = {
-    "id",
-    "index",
-    "source",
-    "shard",
-    "key",
-    "task",
-    "prompt",
-    "response",
-    "voice",
-    "duration_s",
-    "n_sound_tokens",
-    "sha256",
-}
+_SAMPLE_COLUMNS = set(column_names(SampleRow))
 
 
 def code_version() -> str:
@@ -93,6 +81,8 @@ def manifest_stats(out: Path) -> dict[str, Any]:
             "seconds": seconds,
             "hours": seconds / 3600,
             "tasks": _rows(con, "SELECT task, count(*) FROM samples GROUP BY task ORDER BY task"),
+            "task_stats": task_stats(con),
+            "turn_counts": turn_counts(con),
             "voices": _rows(con, "SELECT voice, count(*) FROM samples GROUP BY voice ORDER BY voice"),
             "splits": _rows(
                 con,
@@ -123,30 +113,6 @@ def _metric_names(columns: list[str]) -> list[str]:
         base = re.sub(r"_\d+$", "", col)
         names.append(base if base in _SAMPLE_COLUMNS else col)
     return sorted(set(names))
-
-
-def hf_features(metric_names: list[str], keep_audio: bool) -> Any:
-    """The ``datasets`` features of one WebDataset sample, so loading needs no audio decoder."""
-    from datasets import Features, List, Value
-
-    record = {
-        "conversations": List({"content": Value("string"), "role": Value("string")}),
-        "duration_s": Value("float64"),
-        "id": Value("string"),
-        "index": Value("int64"),
-        "metrics": {name: Value("float64") for name in metric_names},
-        "n_sound_tokens": Value("int64"),
-        "prompt": Value("string"),
-        "response": Value("string"),
-        "source": Value("string"),
-        "task": Value("string"),
-        "voice": Value("string"),
-    }
-    features = {"__key__": Value("string"), "json": record, "tokens.npy": List(Value("int16"))}
-    if keep_audio:
-        features["flac"] = Value("binary")
-    features["__url__"] = Value("string")
-    return Features(features)
 
 
 def yaml_header(

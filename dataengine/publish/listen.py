@@ -24,27 +24,15 @@ REJECTED_DIR = "rejected"
 
 
 def rejected_features(metric_names: list[str]) -> Any:
-    """The ``datasets`` features of one sample of ``rejected/*.tar`` (``writers.members.reject_record``)."""
+    """The ``datasets`` features of one sample of ``rejected/*.tar`` (``schema.RejectRecord``)."""
     from datasets import Audio, Features, Value
 
-    record = {
-        "detail": Value("string"),
-        "duration_s": Value("float64"),
-        "id": Value("string"),
-        "index": Value("int64"),
-        "metrics": {name: Value("float64") for name in metric_names},
-        "prompt": Value("string"),
-        "reason": Value("string"),
-        "response": Value("string"),
-        "source": Value("string"),
-        "stage": Value("string"),
-        "value": Value("float64"),
-        "voice": Value("string"),
-    }
+    from dataengine.schema import RejectRecord, record_feature
+
     return Features(
         {
             "__key__": Value("string"),
-            "json": record,
+            "json": record_feature(RejectRecord, metric_names),
             "flac": Audio(sampling_rate=16000, decode=False),
             "__url__": Value("string"),
         }

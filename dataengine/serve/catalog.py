@@ -30,7 +30,7 @@ NEAREST = 4
 """Samples shown on each side of a threshold."""
 SHARD_NAME = re.compile(r"^[A-Za-z0-9_-]+-\d{6}\.tar$")
 TEXT_FILTERS = ("task", "voice", "status", "stage", "reason", "shard")
-NOT_METRICS = {"index", "value"}
+NOT_METRICS = {"index", "value", "turn", "n_turns", "n_spoken_turns"}
 LIST_COLUMNS = ("status", "id", "task", "voice", "stage", "reason", "shard", "duration_s", "n_sound_tokens")
 
 

@@ -1,8 +1,9 @@
-"""Sources yield instruction/response pairs with stable ids; broken rows become rejected samples.
+"""Sources yield conversations (most often a prompt/response pair) with stable ids; broken rows become
+rejected samples.
 
 Each kind lives in its own module with two functions: one that yields its rows as samples and a cheap
 ``check`` run before a build starts (unknown categories, unreadable files, a dataset that will not open),
-raising :class:`~dataengine.recipe.SettingError`.
+raising :class:`~dataengine.recipe.SettingError`. Register a new kind in :data:`SOURCES`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Callable, Iterator
 from importlib import import_module
 from typing import Any
 
-from dataengine.recipe import Recipe
+from dataengine.recipe import Recipe, SettingError
 from dataengine.sample import Sample
+from dataengine.sources.conversations import check_conversation
 
 SOURCES: dict[str, tuple[str, str, str]] = {
     "chatterbot": ("dataengine.sources.chatterbot", "iter_chatterbot", "check_chatterbot"),
@@ -31,15 +33,30 @@ def _source_function(kind: str, which: int) -> Callable[[Any], Any]:
 
 
 def check_source(recipe: Recipe) -> None:
-    """The source's cheap checks; raises SettingError before any work starts."""
+    """The cheap checks of every source the build reads (the recipe's, and each task's own); raises
+    SettingError, naming the task's key for a task's source, before any work starts."""
     _source_function(recipe.source.kind, 2)(recipe.source)
+    for name, task in recipe.tasks.enabled().items():
+        source = getattr(task, "source", None)
+        if source is None:
+            continue
+        try:
+            _source_function(source.kind, 2)(source)
+        except SettingError as exc:
+            message = str(exc).removeprefix(f"{exc.key}: ")
+            raise SettingError(f"tasks.{name}.{exc.key}", message) from None
+
+
+def iter_rows(config: Any) -> Iterator[Sample]:
+    """Every row of one source config as a checked conversation; ``index`` is the row's number."""
+    for index, sample in enumerate(_source_function(config.kind, 1)(config)):
+        sample.index = index
+        yield check_conversation(sample)
 
 
 def iter_source(recipe: Recipe) -> Iterator[Sample]:
-    """Yield the recipe's source rows as samples, at most ``recipe.limit`` of them."""
-    rows = _source_function(recipe.source.kind, 1)(recipe.source)
-    for index, sample in enumerate(rows):
+    """Yield the recipe's (default) source rows as samples, at most ``recipe.limit`` of them."""
+    for index, sample in enumerate(iter_rows(recipe.source)):
         if recipe.limit is not None and index >= recipe.limit:
             break
-        sample.index = index
         yield sample

@@ -42,9 +42,9 @@ def iter_chatterbot(config: ChatterbotSource) -> Iterator[Sample]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for n, turns in enumerate(data.get("conversations") or []):
             sample_id = f"chatterbot-{path.stem}-{n:04d}"
-            sample = Sample(id=sample_id, index=0, prompt="", response="", source=f"chatterbot/{path.stem}")
+            source = f"chatterbot/{path.stem}"
             if not isinstance(turns, list) or len(turns) < 2:
+                sample = Sample(id=sample_id, index=0, source=source)
                 yield sample.drop("source", "bad_row", detail="conversation has fewer than two turns")
                 continue
-            sample.prompt, sample.response = str(turns[0]), str(turns[1])
-            yield sample
+            yield Sample.pair(sample_id, 0, str(turns[0]), str(turns[1]), source)

@@ -65,7 +65,7 @@ def iter_files(config: FilesSource) -> Iterator[Sample]:
         for n, row in enumerate(rows):
             fallback = f"{stem}-{n:06d}"
             if isinstance(row, ValueError):
-                sample = Sample(id=fallback, index=0, prompt="", response="", source=str(path.name))
+                sample = Sample(id=fallback, index=0, source=str(path.name))
                 yield sample.drop("source", "bad_row", detail=str(row))
                 continue
             yield row_to_sample(
@@ -75,4 +75,5 @@ def iter_files(config: FilesSource) -> Iterator[Sample]:
                 prompt_column=config.prompt_column,
                 response_column=config.response_column,
                 id_column=config.id_column,
+                messages_column=config.messages_column,
             )

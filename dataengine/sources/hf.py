@@ -50,4 +50,5 @@ def iter_hf(config: HFSource) -> Iterator[Sample]:
             prompt_column=config.prompt_column,
             response_column=config.response_column,
             id_column=config.id_column,
+            messages_column=config.messages_column,
         )

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from dataengine.recipe import TextFilterConfig
-from dataengine.sample import Sample
-from dataengine.stage import SampleStage
+from dataengine.recipe import Recipe, TextFilterConfig
+from dataengine.sample import TTS, Unit
+from dataengine.stage import TurnStage
 
 TOKENS_PER_SECOND = 25
 
@@ -73,21 +73,43 @@ def check_text(text: str, config: TextFilterConfig, max_sound_tokens: int) -> tu
     return None
 
 
-class TextFilter(SampleStage):
-    """Checks the prompt (what gets spoken) and rejects unspeakable or overly long ones."""
+TEXT_REJECT_REASONS: tuple[str, ...] = (
+    "empty_text",
+    "too_few_letters",
+    "url",
+    "code",
+    "math",
+    "symbols",
+    "digits",
+    "too_long_estimate",
+)
+"""What :func:`check_text` can return, in the order it checks."""
+
+
+class TextFilter(TurnStage):
+    """Checks the text a TTS turn will speak and rejects unspeakable or overly long ones."""
 
     name = "text_filters"
+    section = "text_filters"
+    config_model = TextFilterConfig
+    origins = (TTS,)
+    metrics = ("est_sound_tokens",)
+    reject_reasons = TEXT_REJECT_REASONS
+    reads = ("text",)
 
     def __init__(self, config: TextFilterConfig, max_sound_tokens: int) -> None:
         self.config = config
         self.max_sound_tokens = max_sound_tokens
 
-    def process_one(self, sample: Sample) -> None:
-        sample.metrics["est_sound_tokens"] = float(
-            estimated_sound_tokens(sample.prompt, self.config.chars_per_second)
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> TextFilter:
+        return cls(recipe.text_filters, recipe.tokenizer.max_sound_tokens)
+
+    def process_turn(self, unit: Unit) -> None:
+        text = unit.turn.text
+        unit.turn.metrics["est_sound_tokens"] = float(
+            estimated_sound_tokens(text, self.config.chars_per_second)
         )
-        verdict = check_text(sample.prompt, self.config, self.max_sound_tokens)
-        if verdict is None and not sample.response.strip():
-            verdict = ("empty_response", 0.0)
+        verdict = check_text(text, self.config, self.max_sound_tokens)
         if verdict is not None:
-            sample.drop(self.name, *verdict)
+            unit.drop(self.name, *verdict)

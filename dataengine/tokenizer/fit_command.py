@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from dataengine.hashing import unit_draw
 from dataengine.recipe import Recipe
-from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.sample import AUDIO_SAMPLE_RATE, TTS, Sample
 from dataengine.sources import iter_source
 from dataengine.stage import StageStats
 from dataengine.text.filters import check_text
@@ -41,7 +41,9 @@ def training_texts(recipe: Recipe, limit: int) -> list[Sample]:
             if text in seen or check_text(text, recipe.text_filters, recipe.tokenizer.max_sound_tokens):
                 continue
             seen.add(text)
-            texts.append(Sample(id=f"{sample.id}-{role}", index=len(texts), prompt=text, response=""))
+            spoken = Sample.pair(f"{sample.id}-{role}", len(texts), text, "")
+            spoken.turns[0].origin, spoken.turns[0].key = TTS, spoken.id
+            texts.append(spoken)
             if len(texts) >= limit:
                 return texts
     return texts
@@ -73,7 +75,8 @@ def fit_default_codebook(recipe: Recipe, out: Path, *, n_codes: int, seed: int, 
     stats = StageStats("tts")
     for start in tqdm(range(0, len(samples), 16), desc="speak", unit="batch"):
         tts(samples[start : start + 16], stats)
-    clips = join_into_clips([s.audio for s in samples if s.kept and s.audio is not None], seed)
+    audio = [s.turns[0].audio for s in samples if s.kept and s.turns[0].audio is not None]
+    clips = join_into_clips(audio, seed)
     whisper_path = recipe.tokenizer.whisper or default_whisper_checkpoint()
     encoder = load_whisper_encoder(Path(whisper_path))
     features = np.concatenate(

@@ -33,6 +33,9 @@ class TokenizerPreset:
         )
 
 
+DEFAULT_ASSET = "whispervq-tiny.en-512c.pt"
+"""The embedded codebook (``dataengine/assets/``), the checkpoint ``default`` names."""
+
 PRESETS: dict[str, TokenizerPreset] = {
     p.name: p
     for p in (

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dataengine.recipe import TokenizerConfig
-from dataengine.sample import Sample
+from dataengine.sample import NOISE, RECORDING, TTS, Unit
 from dataengine.stage import Stage
-from dataengine.tokenizer.whispervq import DEFAULT_ASSET, WhisperVQ, check_whispervq, load_whispervq
+from dataengine.tokenizer.presets import DEFAULT_ASSET
+
+if TYPE_CHECKING:
+    from dataengine.tokenizer.whispervq import WhisperVQ
 
 
 def _content_id(ref: str | None) -> str | None:
@@ -27,9 +31,15 @@ def _content_id(ref: str | None) -> str | None:
 
 
 class TokenizerStage(Stage):
-    """Encodes ``sample.audio`` into ``sample.tokens`` (int16) in batches of ``config.batch_size``."""
+    """Encodes a spoken turn's audio (speech, noise, recordings) into its ``tokens`` (int16) in batches
+    of ``config.batch_size``; a turn over ``max_sound_tokens`` drops the sample with its count."""
 
     name = "tokenizer"
+    section = "tokenizer"
+    config_model = TokenizerConfig
+    origins = (TTS, NOISE, RECORDING)
+    metrics = ("n_sound_tokens",)
+    reject_reasons = ("too_many_sound_tokens",)
     cacheable = True
     reads = ("audio",)
     writes = ("tokens",)
@@ -39,52 +49,56 @@ class TokenizerStage(Stage):
         self.model: WhisperVQ | None = None
 
     def check(self) -> None:
+        from dataengine.tokenizer.whispervq import check_whispervq
+
         cfg = self.config
         check_whispervq(cfg.checkpoint, cfg.whisper, device=cfg.device, dtype=cfg.dtype)
 
     def setup(self) -> None:
         if self.model is None:
+            from dataengine.tokenizer.whispervq import load_whispervq  # torch: only where it runs
+
             cfg = self.config
             self.model = load_whispervq(cfg.checkpoint, cfg.whisper, device=cfg.device, dtype=cfg.dtype)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "model": None}  # workers load their own copy in setup()
 
-    def process(self, samples: list[Sample]) -> None:
+    def process(self, units: list[Unit]) -> None:
         self.setup()
         size = self.config.batch_size
-        for start in range(0, len(samples), size):
-            batch = samples[start : start + size]
+        for start in range(0, len(units), size):
+            batch = units[start : start + size]
             try:
                 results = self._encode(batch)
             except Exception:  # noqa: BLE001 - retry one by one so only the broken sample drops
                 results = []
-                for sample in batch:
+                for unit in batch:
                     try:
-                        results.extend(self._encode([sample]))
+                        results.extend(self._encode([unit]))
                     except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the build
-                        sample.drop(self.name, "error", detail=f"{type(exc).__name__}: {exc}")
+                        unit.drop(self.name, "error", detail=f"{type(exc).__name__}: {exc}")
                         results.append(None)
-            for sample, tokens in zip(batch, results, strict=True):
+            for unit, tokens in zip(batch, results, strict=True):
                 if tokens is not None:
-                    self._store(sample, tokens)
+                    self._store(unit, tokens)
 
-    def _encode(self, batch: list[Sample]) -> list[np.ndarray]:
+    def _encode(self, batch: list[Unit]) -> list[np.ndarray]:
         assert self.model is not None
-        for sample in batch:
-            if sample.audio is None:
-                raise ValueError("sample has no audio")
-        return self.model.encode([s.audio for s in batch])
+        for unit in batch:
+            if unit.turn.audio is None:
+                raise ValueError("turn has no audio")
+        return self.model.encode([u.turn.audio for u in batch])
 
-    def _store(self, sample: Sample, tokens: np.ndarray) -> None:
-        count = len(tokens)
-        sample.tokens = tokens.astype(np.int16)
-        sample.metrics["n_sound_tokens"] = float(count)
+    def _store(self, unit: Unit, tokens: np.ndarray) -> None:
+        unit.turn.tokens = tokens.astype(np.int16)
+        unit.turn.metrics["n_sound_tokens"] = float(len(tokens))
 
-    def judge(self, sample: Sample) -> None:
-        count = 0 if sample.tokens is None else len(sample.tokens)
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        count = 0 if unit.turn.tokens is None else len(unit.turn.tokens)
         if count > self.config.max_sound_tokens:
-            sample.drop(self.name, "too_many_sound_tokens", float(count))
+            return [("too_many_sound_tokens", float(count))]
+        return []
 
     def cache_settings(self) -> object:
         """The checkpoint (by content for local files) decides the tokens; limits and batch size do not."""

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from dataengine.tokenizer.ct2_whisper import default_whisper_checkpoint
 from dataengine.tokenizer.errors import TokenizerError
-from dataengine.tokenizer.presets import PRESETS, WHISPER_SIZES
+from dataengine.tokenizer.presets import DEFAULT_ASSET, PRESETS, WHISPER_SIZES
 from dataengine.tokenizer.whisper_encoder import (
     N_FRAMES,
     SAMPLE_RATE,
@@ -37,7 +37,6 @@ from dataengine.tokenizer.whisper_encoder import (
     pad_or_trim_mel,
 )
 
-DEFAULT_ASSET = "whispervq-tiny.en-512c.pt"
 """The embedded codebook, in ``dataengine/assets/``, fitted by :mod:`dataengine.tokenizer.fit`."""
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -22,7 +22,7 @@ class TTSBackend(ABC):
 
     @property
     def name(self) -> str:
-        """Voice name as recorded in ``sample.voice`` (e.g. ``piper:joe-us@1``)."""
+        """Voice name as recorded in a spoken turn's ``voice`` (e.g. ``piper:joe-us@1``)."""
         return self.voice.name
 
     @property

@@ -1,4 +1,4 @@
-"""The TTS stage: pick a voice per sample (seeded, layout-independent), speak the prompt, resample."""
+"""The TTS stage: pick a voice per turn (seeded, layout-independent), speak the turn's text, resample."""
 
 from __future__ import annotations
 
@@ -8,29 +8,34 @@ from dataengine.audio.io import resample
 from dataengine.audio.pcm import quantize_pcm16
 from dataengine.errors import one_line
 from dataengine.hashing import weighted_choice
-from dataengine.recipe import SettingError, TTSConfig, VoiceConfig
-from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
-from dataengine.stage import SampleStage
+from dataengine.recipe import Recipe, SettingError, TTSConfig, VoiceConfig
+from dataengine.sample import AUDIO_SAMPLE_RATE, TTS, Unit
+from dataengine.stage import TurnStage
 from dataengine.tts.base import TTSBackend, make_backend
 from dataengine.tts.pool import expand_entry, expand_voices
 
 
-def choose_voice(voices: Sequence[VoiceConfig], seed: int, sample_id: str) -> VoiceConfig:
-    """Weighted choice of a voice for one sample; the same (seed, id) always gets the same voice."""
+def choose_voice(voices: Sequence[VoiceConfig], seed: int, key: str) -> VoiceConfig:
+    """Weighted choice of a voice for one turn; the same (seed, key) always gets the same voice."""
     if not voices:
         raise ValueError("no voices to choose from")
-    return voices[weighted_choice([v.weight for v in voices], seed, "voice", sample_id)]
+    return voices[weighted_choice([v.weight for v in voices], seed, "voice", key)]
 
 
-class TTSStage(SampleStage):
-    """Speaks ``sample.prompt`` in one of the recipe's voices; sets ``sample.voice`` and ``sample.audio``.
+class TTSStage(TurnStage):
+    """Speaks a TTS turn's ``text`` in one of the recipe's voices; sets the turn's ``voice`` and ``audio``.
 
-    Audio is resampled to 16 kHz float32; a backend that returns nothing drops the sample as ``tts_failed``.
+    Every spoken turn of a conversation gets its own voice draw (by its ``key``). Audio is resampled to
+    16 kHz float32; a backend that returns nothing drops the sample as ``tts_failed``.
     """
 
     name = "tts"
+    section = "tts"
+    config_model = TTSConfig
+    origins = (TTS,)
+    reject_reasons = ("tts_failed",)
     cacheable = True
-    reads = ("id", "prompt")  # the voice is drawn from (seed, id)
+    reads = ("key", "text")  # the voice is drawn from (seed, key)
     writes = ("voice", "audio")
     code_modules = ("dataengine.audio.io", "dataengine.audio.pcm", "dataengine.hashing")
 
@@ -40,6 +45,10 @@ class TTSStage(SampleStage):
         self.voices = expand_voices(self.config.voices, seed)
         """The pool samples draw from: the recipe's entries, each expanded by its backend."""
         self.backends: dict[str, TTSBackend] = {}
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> TTSStage:
+        return cls(recipe.tts, recipe.seed)
 
     def __getstate__(self) -> dict[str, object]:
         return {**self.__dict__, "backends": {}}
@@ -61,18 +70,19 @@ class TTSStage(SampleStage):
                 backend.load()
                 self.backends[voice.name] = backend
 
-    def process_one(self, sample: Sample) -> None:
+    def process_turn(self, unit: Unit) -> None:
         if not self.backends:
             self.setup()
-        voice = choose_voice(self.voices, self.seed, sample.id)
+        turn = unit.turn
+        voice = choose_voice(self.voices, self.seed, turn.key)
         backend = self.backends[voice.name]
-        sample.voice = voice.name
-        audio = backend.synthesize(sample.prompt)
+        turn.voice = voice.name
+        audio = backend.synthesize(turn.text)
         if len(audio) == 0:
-            sample.drop(self.name, "tts_failed", detail="backend returned no audio")
+            unit.drop(self.name, "tts_failed", detail="backend returned no audio")
             return
         # On the 16-bit grid the shards store, so later stages see exactly the audio a user reads back.
-        sample.audio = quantize_pcm16(resample(audio, backend.sample_rate, AUDIO_SAMPLE_RATE))
+        turn.audio = quantize_pcm16(resample(audio, backend.sample_rate, AUDIO_SAMPLE_RATE))
 
     def cache_settings(self) -> object:
         """Seed, voice pool and each backend's version (engine, model file hashes, settings)."""

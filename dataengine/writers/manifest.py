@@ -1,4 +1,7 @@
-"""The DuckDB-queryable manifest: one Parquet row per kept sample and one per rejected item."""
+"""The DuckDB-queryable manifest: one Parquet row per kept sample and one per rejected item.
+
+The columns are defined in :mod:`dataengine.schema` (rows) and by the registered stages (metrics).
+"""
 
 from __future__ import annotations
 
@@ -11,37 +14,14 @@ import pyarrow as pa
 
 from dataengine.crashpoints import crash_point
 from dataengine.sample import Sample
-from dataengine.writers.members import METRIC_DECIMALS
+from dataengine.schema import RejectRow, SampleRow, arrow_columns, reject_row, sample_row
 
 SAMPLES_FILE = "samples.parquet"
 REJECTS_FILE = "rejects.parquet"
 
-SAMPLE_COLUMNS: list[tuple[str, pa.DataType]] = [
-    ("id", pa.string()),
-    ("index", pa.int64()),
-    ("source", pa.string()),
-    ("shard", pa.string()),
-    ("key", pa.string()),
-    ("task", pa.string()),
-    ("prompt", pa.string()),
-    ("response", pa.string()),
-    ("voice", pa.string()),
-    ("duration_s", pa.float64()),
-    ("n_sound_tokens", pa.int64()),
-    ("sha256", pa.string()),
-]
-REJECT_COLUMNS: list[tuple[str, pa.DataType]] = [
-    ("id", pa.string()),
-    ("index", pa.int64()),
-    ("source", pa.string()),
-    ("stage", pa.string()),
-    ("reason", pa.string()),
-    ("value", pa.float64()),
-    ("detail", pa.string()),
-    ("prompt", pa.string()),
-    ("voice", pa.string()),
-    ("duration_s", pa.float64()),
-]
+SAMPLE_COLUMNS: list[tuple[str, pa.DataType]] = arrow_columns(SampleRow)
+"""The base columns of ``samples.parquet`` (the metric columns follow)."""
+REJECT_COLUMNS: list[tuple[str, pa.DataType]] = arrow_columns(RejectRow)
 REJECT_AUDIO_COLUMN: tuple[str, pa.DataType] = ("shard", pa.string())
 """Written after :data:`REJECT_COLUMNS`: the file under ``rejected/`` holding the sample's audio (null:
 none was kept). Not required of a manifest: builds made before rejected audio was kept lack it."""
@@ -67,58 +47,19 @@ class ManifestWriter:
         self.samples: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
 
-    @staticmethod
-    def _metrics(sample: Sample, names: list[str]) -> dict[str, float | None]:
-        return {
-            name: (round(float(sample.metrics[name]), METRIC_DECIMALS) if name in sample.metrics else None)
-            for name in names
-        }
-
     def add_kept(self, sample: Sample, shard: str, sha256: str) -> None:
-        self.samples.append(
-            {
-                "id": sample.id,
-                "index": sample.index,
-                "source": sample.source,
-                "shard": shard,
-                "key": sample.id,
-                "task": sample.task,
-                "prompt": sample.prompt,
-                "response": sample.response,
-                "voice": sample.voice,
-                "duration_s": round(sample.duration_s, METRIC_DECIMALS),
-                "n_sound_tokens": 0 if sample.tokens is None else len(sample.tokens),
-                "sha256": sha256,
-                **self._metrics(sample, self.sample_metrics),
-            }
-        )
+        self.samples.append(sample_row(sample, shard, sha256, self.sample_metrics))
 
     def add_reject(self, sample: Sample, shard: str | None = None) -> None:
-        reject = sample.reject
-        assert reject is not None
-        self.rejects.append(
-            {
-                "id": sample.id,
-                "index": sample.index,
-                "source": sample.source,
-                "stage": reject.stage,
-                "reason": reject.reason,
-                "value": None if reject.value is None else float(reject.value),
-                "detail": reject.detail,
-                "prompt": sample.prompt,
-                "voice": sample.voice,
-                "duration_s": round(sample.duration_s, METRIC_DECIMALS) if sample.audio is not None else None,
-                "shard": shard,
-                **self._metrics(sample, self.reject_metrics),
-            }
-        )
+        """A rejected sample's row; ``shard``: the ``rejected/`` file holding its audio, if kept."""
+        row = reject_row(sample, self.reject_metrics)
+        self.rejects.append({**row, REJECT_AUDIO_COLUMN[0]: shard})
 
     @staticmethod
     def _table(
         rows: list[dict[str, Any]], columns: list[tuple[str, pa.DataType]], metrics: list[str]
     ) -> pa.Table:
-        fields = columns + [(name, pa.float64()) for name in metrics]
-        schema = pa.schema(fields)
+        schema = pa.schema(columns + [(name, pa.float64()) for name in metrics])
         return pa.Table.from_pylist(rows, schema=schema)
 
     def close(self) -> None:

@@ -1,35 +1,20 @@
-"""What one kept sample looks like inside a shard: the member files and the sample's hash."""
+"""What one kept sample looks like inside a shard: the member files and the sample's hash.
+
+The fields of each member are defined in :mod:`dataengine.schema`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-from typing import Any
 
 import numpy as np
 
 from dataengine.audio.io import encode_flac
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
+from dataengine.schema import METRIC_DECIMALS, encode_record, failing_turn, reject_record, sample_record
 
-METRIC_DECIMALS = 4
-
-
-def sample_record(sample: Sample) -> dict[str, Any]:
-    """The JSON metadata of a kept sample; the manifest row adds its shard and hash."""
-    return {
-        "id": sample.id,
-        "index": sample.index,
-        "source": sample.source,
-        "task": sample.task,
-        "prompt": sample.prompt,
-        "response": sample.response,
-        "voice": sample.voice,
-        "duration_s": round(sample.duration_s, METRIC_DECIMALS),
-        "n_sound_tokens": 0 if sample.tokens is None else len(sample.tokens),
-        "metrics": {k: round(float(v), METRIC_DECIMALS) for k, v in sorted(sample.metrics.items())},
-        "conversations": sample.text.get("conversations", []),
-    }
+__all__ = ["METRIC_DECIMALS", "members_digest", "reject_members", "sample_members", "tokens_npy"]
 
 
 def tokens_npy(tokens: np.ndarray) -> bytes:
@@ -39,44 +24,30 @@ def tokens_npy(tokens: np.ndarray) -> bytes:
 
 
 def sample_members(sample: Sample, keep_audio: bool) -> dict[str, bytes]:
-    """Member extension -> bytes, as written to the tar file under ``<key>.<ext>``."""
+    """Member extension -> bytes, as written to the tar file under ``<key>.<ext>``: the json record,
+    the codes of every spoken turn in conversation order, and (``keep_audio``) their audio."""
     record = sample_record(sample)
+    spoken = sample.spoken_turns()
+    codes = [t.tokens for t in spoken if t.tokens is not None]
     members = {
-        "json": json.dumps(record, ensure_ascii=False, sort_keys=True).encode("utf-8"),
-        "tokens.npy": tokens_npy(sample.tokens if sample.tokens is not None else np.zeros(0)),
+        "json": encode_record(record),
+        "tokens.npy": tokens_npy(np.concatenate(codes) if codes else np.zeros(0)),
     }
-    if keep_audio and sample.audio is not None:
-        members["flac"] = encode_flac(sample.audio, AUDIO_SAMPLE_RATE)
+    audio = [t.audio for t in spoken if t.audio is not None]
+    if keep_audio and audio:
+        members["flac"] = encode_flac(np.concatenate(audio), AUDIO_SAMPLE_RATE)
     return members
 
 
-def reject_record(sample: Sample) -> dict[str, Any]:
-    """The JSON metadata of a rejected sample: why it was dropped and what was measured until then."""
-    reject = sample.reject
-    assert reject is not None
-    return {
-        "id": sample.id,
-        "index": sample.index,
-        "source": sample.source,
-        "stage": reject.stage,
-        "reason": reject.reason,
-        "value": None if reject.value is None else round(float(reject.value), METRIC_DECIMALS),
-        "detail": reject.detail,
-        "prompt": sample.prompt,
-        "response": sample.response,
-        "voice": sample.voice,
-        "duration_s": round(sample.duration_s, METRIC_DECIMALS),
-        "metrics": {k: round(float(v), METRIC_DECIMALS) for k, v in sorted(sample.metrics.items())},
-    }
-
-
 def reject_members(sample: Sample) -> dict[str, bytes] | None:
-    """``json`` + ``flac`` of a rejected sample that has audio (None without audio: rejected before TTS)."""
-    if sample.audio is None or not len(sample.audio):
+    """``json`` (:class:`~dataengine.schema.RejectRecord`) + ``flac`` of a rejected sample's failing
+    turn, when it has audio (None without: rejected before TTS, or text only)."""
+    turn = failing_turn(sample)
+    if turn is None or turn.audio is None or not len(turn.audio):
         return None
     return {
-        "json": json.dumps(reject_record(sample), ensure_ascii=False, sort_keys=True).encode("utf-8"),
-        "flac": encode_flac(sample.audio, AUDIO_SAMPLE_RATE),
+        "json": encode_record(reject_record(sample)),
+        "flac": encode_flac(turn.audio, AUDIO_SAMPLE_RATE),
     }
 
 

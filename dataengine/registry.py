@@ -1,0 +1,116 @@
+"""The stage registry: the one list of per-sample stages, in pipeline order.
+
+Each stage class declares its recipe section, the origins it handles, the metrics it writes, its
+reject reasons and the turn fields it reads and writes (:class:`~dataengine.stage.Stage`). The
+pipeline's stage list, the manifest's metric columns, ``audio-check`` and the card's features are
+derived from here, and :func:`check_order` proves from the declared reads/writes that every stage
+finds what it needs before a build starts. A new stage is one new file plus :func:`register_stage`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from dataengine.recipe import RecipeError, register_section
+from dataengine.sample import NOISE, ORIGINS, RECORDING, TOKENS, TTS
+
+if TYPE_CHECKING:
+    from dataengine.cache import StageCache
+    from dataengine.recipe import Recipe
+    from dataengine.stage import Stage
+
+_STAGES: list[str | type[Stage]] = [
+    "dataengine.text.filters:TextFilter",
+    "dataengine.tts.stage:TTSStage",
+    "dataengine.noise.stage:NoiseStage",
+    "dataengine.audio.filters:AudioFilter",
+    "dataengine.audio.asr:ASRStage",
+    "dataengine.tokenizer.stage:TokenizerStage",
+]
+"""Stage classes (or ``module:Class`` imported on first use), in the order a sample goes through them."""
+
+PROVIDED: dict[str, frozenset[str]] = {
+    TTS: frozenset({"role", "origin", "key", "text", "prefix"}),
+    NOISE: frozenset({"role", "origin", "key", "text", "prefix", "voice"}),
+    RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "audio"}),
+    TOKENS: frozenset({"role", "origin", "key", "text", "prefix"}),
+}
+"""Turn fields a spoken turn has before any stage runs, by origin (set by the source and the task)."""
+
+
+def _resolve(entry: str | type[Stage]) -> type[Stage]:
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return entry
+
+
+def stage_classes() -> list[type[Stage]]:
+    """Every registered stage class, in pipeline order."""
+    return [_resolve(entry) for entry in _STAGES]
+
+
+def register_stage(stage: type[Stage], after: str | None = None) -> None:
+    """Add a stage class after the stage named ``after`` (default: at the end); its recipe section, if
+    it is not one of the recipe's own, becomes a top-level key of recipes loaded from now on."""
+    classes = stage_classes()
+    names = [cls.name for cls in classes]
+    if stage.name in names:
+        raise ValueError(f"a stage named {stage.name!r} is already registered")
+    position = len(classes) if after is None else names.index(after) + 1
+    _STAGES.insert(position, stage)
+    if stage.section and stage.config_model is not None:
+        register_section(stage.section, stage.config_model)
+
+
+def unregister_stage(name: str) -> None:
+    """Remove a stage by name (for tests and plug-ins that replace a stage)."""
+    _STAGES[:] = [entry for entry in _STAGES if _resolve(entry).name != name]
+
+
+def metric_names() -> list[str]:
+    """Every metric any registered stage writes, in pipeline order: the manifest's metric columns, the
+    same for every build (null where a stage did not run)."""
+    names: list[str] = []
+    for cls in stage_classes():
+        names += [m for m in cls.metrics if m not in names]
+    return names
+
+
+def reject_reasons() -> dict[str, tuple[str, ...]]:
+    """Stage name -> the reasons it can reject for."""
+    return {cls.name: tuple(cls.reject_reasons) for cls in stage_classes()}
+
+
+def check_order(stages: list[Stage], origins: tuple[str, ...] = ORIGINS) -> None:
+    """Every stage must find the turn fields it reads, for every one of ``origins`` (those the build's
+    tasks make) it handles, either set before the stages run (:data:`PROVIDED`) or written by an earlier
+    stage; else one-line RecipeError."""
+    for origin in origins:
+        have = set(PROVIDED[origin])
+        for position, stage in enumerate(stages):
+            if origin not in stage.origins:
+                continue
+            missing = [field for field in stage.reads if field not in have]
+            if missing:
+                order = ", ".join(s.name for s in stages)
+                raise RecipeError(
+                    f"stage {stage.name!r} reads {missing[0]!r} of {origin} turns, which no stage before "
+                    f"it writes (stage order: {order}; position {position + 1})"
+                )
+            have |= set(stage.writes)
+
+
+def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]:
+    """The recipe's stages, in order (a stage the recipe switches off is left out), their order checked;
+    cacheable ones wrapped by ``cache``. Each is picklable and loads its model in ``setup``."""
+    from dataengine.tasks import task_origins
+
+    stages = [stage for cls in stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
+    check_order(stages, task_origins(recipe))
+    if cache is None:
+        return stages
+    from dataengine.cache import CachedStage
+
+    return [CachedStage(stage, cache) if stage.cacheable else stage for stage in stages]

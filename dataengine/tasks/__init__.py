@@ -1,0 +1,40 @@
+"""Tasks: the kinds of training sample a build mixes (``tasks:`` in a recipe), one module each.
+
+Register a new one in :data:`TASKS` (its settings are the recipe's ``tasks.<name>`` section).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dataengine.recipe import Recipe
+    from dataengine.tasks.base import Task
+
+TASKS: dict[str, str] = {
+    "instruction": "dataengine.tasks.instruction:InstructionTask",
+    "transcription": "dataengine.tasks.transcription:TranscriptionTask",
+    "noise_refusal": "dataengine.tasks.noise_refusal:NoiseRefusalTask",
+    "multi_turn": "dataengine.tasks.multi_turn:MultiTurnTask",
+    "text_only": "dataengine.tasks.text_only:TextOnlyTask",
+}
+"""Task name (the key under ``tasks:``) -> ``module:Class``. A later issue adds ``pretrain``."""
+
+
+def task_class(name: str) -> type[Task]:
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_tasks(recipe: Recipe) -> dict[str, Task]:
+    """The recipe's tasks (in :data:`TASKS` order), each built from its section."""
+    return {name: task_class(name)(config, recipe) for name, config in recipe.tasks.enabled().items()}
+
+
+def task_origins(recipe: Recipe) -> tuple[str, ...]:
+    """The spoken-turn origins the recipe's tasks make."""
+    found: list[str] = []
+    for name in recipe.tasks.enabled():
+        found += [o for o in task_class(name).origins if o not in found]
+    return tuple(found)

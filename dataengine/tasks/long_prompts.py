@@ -1,0 +1,52 @@
+"""Long prompts: consecutive source pairs joined into one spoken turn of a drawn target length.
+
+The chatterbot prompts all speak in under 3 s; Ichigo's authors note their model "cannot listen to
+>10 s audio". Joining prompts until the estimated speech length reaches a target drawn between
+``min_s`` and ``max_s`` gives spoken prompts of 10-20 s (or whatever the recipe asks) from the same
+sources; the token limit then decides, as for any prompt, which are too long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dataengine.hashing import unit_draw
+from dataengine.recipe import LongPrompts
+from dataengine.sample import Sample
+
+
+def join_pairs(
+    rows: Iterator[Sample], config: LongPrompts, seed: int, chars_per_second: float
+) -> Iterator[Sample]:
+    """Kept pairs, a seeded ``config.fraction`` of them joined with the pairs that follow into one
+    pair ``<first id>-j<n>`` (prompts joined by a space, answers in order, one paragraph each); rejected
+    rows pass through where they occur."""
+    rows = iter(rows)
+    for row in rows:
+        if not row.kept or unit_draw(seed, "join", row.id) >= config.fraction:
+            yield row
+            continue
+        target = config.min_s + (config.max_s - config.min_s) * unit_draw(seed, "join-seconds", row.id)
+        group = [row]
+        while (
+            len(" ".join(s.prompt for s in group)) / chars_per_second < target
+            and len(group) < config.max_prompts
+        ):
+            nxt = next(rows, None)
+            if nxt is None:
+                break
+            if not nxt.kept:
+                yield nxt
+                continue
+            group.append(nxt)
+        if len(group) == 1:
+            yield row
+            continue
+        first = group[0]
+        yield Sample.pair(
+            f"{first.id}-j{len(group)}",
+            first.index,
+            " ".join(s.prompt.strip() for s in group),
+            "\n\n".join(s.response.strip() for s in group),
+            first.source,
+        )
