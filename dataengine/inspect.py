@@ -21,7 +21,8 @@ def summarize(out: Path) -> str:
         ]
         sections = {
             "tasks": "SELECT task, count(*) FROM samples GROUP BY task ORDER BY task",
-            "voices": "SELECT voice, count(*) FROM samples GROUP BY voice ORDER BY voice",
+            "voices": "SELECT coalesce(voice, '(no sound)'), count(*) FROM samples "
+            "GROUP BY voice ORDER BY voice",
             "shards": "SELECT shard, count(*) FROM samples GROUP BY shard ORDER BY shard",
             "reject reasons": "SELECT stage || '/' || reason AS r, count(*) AS n FROM rejects "
             "GROUP BY r ORDER BY n DESC, r",

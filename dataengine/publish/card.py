@@ -83,7 +83,11 @@ def manifest_stats(out: Path) -> dict[str, Any]:
             "tasks": _rows(con, "SELECT task, count(*) FROM samples GROUP BY task ORDER BY task"),
             "task_stats": task_stats(con),
             "turn_counts": turn_counts(con),
-            "voices": _rows(con, "SELECT voice, count(*) FROM samples GROUP BY voice ORDER BY voice"),
+            "voices": _rows(
+                con,
+                "SELECT coalesce(voice, '(no sound: text only)'), count(*) FROM samples "
+                "GROUP BY voice ORDER BY voice",
+            ),
             "splits": _rows(
                 con,
                 "SELECT regexp_extract(shard, '^(.*)-[0-9]+\\.tar$', 1) AS s, count(*), "

@@ -19,7 +19,7 @@ def join_pairs(
     rows: Iterator[Sample], config: LongPrompts, seed: int, chars_per_second: float
 ) -> Iterator[Sample]:
     """Kept pairs, a seeded ``config.fraction`` of them joined with the pairs that follow into one
-    pair ``<first id>-j<n>`` (prompts joined by a space, answers in order, one paragraph each); rejected
+    pair ``<first id>-j<n>`` (prompts joined as sentences, answers in order, one paragraph each); rejected
     rows pass through where they occur."""
     rows = iter(rows)
     for row in rows:
@@ -46,7 +46,17 @@ def join_pairs(
         yield Sample.pair(
             f"{first.id}-j{len(group)}",
             first.index,
-            " ".join(s.prompt.strip() for s in group),
+            " ".join(_sentence(s.prompt) for s in group),
             "\n\n".join(s.response.strip() for s in group),
             first.source,
         )
+
+
+def estimated_s(group: list[Sample], chars_per_second: float) -> float:
+    return len(" ".join(_sentence(s.prompt) for s in group)) / chars_per_second
+
+
+def _sentence(text: str) -> str:
+    """The prompt ending in punctuation, so the joined text is spoken as separate sentences."""
+    text = text.strip()
+    return text if text[-1:] in ".!?" else f"{text}."

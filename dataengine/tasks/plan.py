@@ -149,6 +149,8 @@ class MixPlan:
             stream.queued_kept -= sample.kept
             self.accounted += 1
             if not sample.kept:
+                if len(stream.tasks) == 1:  # a stream of one task: the reject is that task's
+                    sample.task = stream.tasks[0]
                 write_reject(sample)
             elif write_kept(sample, self.tasks[task]):
                 self.mixer.next_task()
