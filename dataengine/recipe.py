@@ -418,6 +418,10 @@ def register_section(name: str, model: type[BaseModel]) -> None:
         _PLUGIN_SECTIONS[name] = model
 
 
+def unregister_section(name: str) -> None:
+    _PLUGIN_SECTIONS.pop(name, None)
+
+
 def recipe_model() -> type[Recipe]:
     """:class:`Recipe`, extended with the registered plug-in sections (each defaulting to its model)."""
     key = tuple(sorted(_PLUGIN_SECTIONS))

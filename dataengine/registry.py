@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from dataengine.recipe import RecipeError, register_section
+from dataengine.recipe import RecipeError, register_section, unregister_section
 from dataengine.sample import NOISE, ORIGINS, RECORDING, TOKENS, TTS
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ def register_stage(stage: type[Stage], after: str | None = None) -> None:
 
 
 def unregister_stage(name: str) -> None:
-    """Remove a stage by name (for tests and plug-ins that replace a stage)."""
+    """Remove a stage by name, and its plug-in recipe section (for tests and plug-ins that replace one)."""
+    for cls in stage_classes():
+        if cls.name == name and cls.section:
+            unregister_section(cls.section)
     _STAGES[:] = [entry for entry in _STAGES if _resolve(entry).name != name]
 
 

@@ -8,6 +8,7 @@ sources; the token limit then decides, as for any prompt, which are too long.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 
 from dataengine.hashing import unit_draw
@@ -19,26 +20,34 @@ def join_pairs(
     rows: Iterator[Sample], config: LongPrompts, seed: int, chars_per_second: float
 ) -> Iterator[Sample]:
     """Kept pairs, a seeded ``config.fraction`` of them joined with the pairs that follow into one
-    pair ``<first id>-j<n>`` (prompts joined as sentences, answers in order, one paragraph each); rejected
-    rows pass through where they occur."""
+    pair ``<first id>-j<n>`` (prompts joined as sentences, answers in order, one paragraph each).
+
+    A prompt already in the group (sources repeat prompts) is kept for a later sample rather than said
+    twice; rejected rows pass through where they occur. Every row ends up in exactly one sample."""
     rows = iter(rows)
-    for row in rows:
+    deferred: deque[Sample] = deque()
+
+    def pull() -> Sample | None:
+        return deferred.popleft() if deferred else next(rows, None)
+
+    while (row := pull()) is not None:
         if not row.kept or unit_draw(seed, "join", row.id) >= config.fraction:
             yield row
             continue
         target = config.min_s + (config.max_s - config.min_s) * unit_draw(seed, "join-seconds", row.id)
-        group = [row]
-        while (
-            len(" ".join(s.prompt for s in group)) / chars_per_second < target
-            and len(group) < config.max_prompts
-        ):
-            nxt = next(rows, None)
+        group, said, repeats = [row], {_norm(row.prompt)}, []
+        while estimated_s(group, chars_per_second) < target and len(group) < config.max_prompts:
+            nxt = pull()
             if nxt is None:
                 break
             if not nxt.kept:
                 yield nxt
-                continue
-            group.append(nxt)
+            elif _norm(nxt.prompt) in said and len(repeats) < config.max_prompts:
+                repeats.append(nxt)
+            else:
+                group.append(nxt)
+                said.add(_norm(nxt.prompt))
+        deferred.extendleft(reversed(repeats))
         if len(group) == 1:
             yield row
             continue
@@ -53,7 +62,12 @@ def join_pairs(
 
 
 def estimated_s(group: list[Sample], chars_per_second: float) -> float:
+    """Speech length of the joined prompts, estimated from their characters."""
     return len(" ".join(_sentence(s.prompt) for s in group)) / chars_per_second
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".!?")
 
 
 def _sentence(text: str) -> str:

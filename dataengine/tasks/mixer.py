@@ -17,15 +17,23 @@ class MixError(ValueError):
 
 def block_counts(shares: dict[str, float]) -> tuple[int, dict[str, int]]:
     """The block length and each task's count in it: each share as a fraction with a denominator of at
-    most 100 (0.7 -> 7/10), the block their least common multiple; the fractions must sum to exactly 1."""
+    most 100 (0.7 -> 7/10), the largest one the rest of 1 (so float shares that sum to 1 sum to exactly 1),
+    the block their least common multiple."""
     if not shares:
         raise MixError("no tasks to mix")
-    fractions = {task: Fraction(share).limit_denominator(MAX_DENOMINATOR) for task, share in shares.items()}
+    total = sum(shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise MixError(f"the task shares sum to {total:g}, not 1")
+    largest = max(shares, key=lambda task: shares[task])
+    fractions = {
+        task: Fraction(share).limit_denominator(MAX_DENOMINATOR)
+        for task, share in shares.items()
+        if task != largest
+    }
+    fractions[largest] = 1 - sum(fractions.values(), Fraction(0))
+    fractions = {task: fractions[task] for task in shares}  # the recipe's order
     if any(f <= 0 for f in fractions.values()):
         raise MixError("every task share must be above 0")
-    total = sum(fractions.values())
-    if total != 1:
-        raise MixError(f"the task shares sum to {float(total):g} as fractions, not exactly 1")
     block = math.lcm(*(f.denominator for f in fractions.values()))
     if block > MAX_BLOCK:
         raise MixError(f"the task shares need blocks of {block} samples; use shares with at most 2 decimals")
