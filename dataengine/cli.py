@@ -66,7 +66,11 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: build/<recipe name>).")
-@click.option("--limit", type=click.IntRange(min=1), help="Use at most N source rows (overrides the recipe).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Take at most N items, kept or rejected: source rows, joined prompts, noise (overrides the recipe).",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--executor",

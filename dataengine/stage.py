@@ -35,7 +35,8 @@ class StageError(RuntimeError):
 
 @dataclass
 class StageStats:
-    """What one stage saw: samples in, samples it dropped, seconds spent, audio seconds produced/read."""
+    """What one stage saw: spoken turns it worked on, samples it dropped, seconds spent, audio seconds
+    produced/read."""
 
     name: str
     seen: int = 0
@@ -43,7 +44,7 @@ class StageStats:
     seconds: float = 0.0
     audio_seconds: float = 0.0
     cached: int = 0
-    """Samples whose result came from the cache."""
+    """Turns whose result came from the cache."""
 
     def merge(self, other: StageStats) -> None:
         self.cached += other.cached

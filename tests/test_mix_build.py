@@ -110,6 +110,7 @@ def test_inspect_and_card_show_every_task(mix_dir: Path, tmp_path: Path) -> None
     json_feature = next(f for f in header["dataset_info"]["features"] if f["name"] == "json")
     assert {f["name"] for f in json_feature["struct"]} >= {"conversations", "speech", "task"}
     assert "| multi_turn | 1 |" in card and "| text_only | 1 |" in card
+    assert "asterisk-moh-opsound-g722 (CC-BY-SA-3.0)" in card  # the noise recordings' licence
 
 
 @pytest.mark.slow

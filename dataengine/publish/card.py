@@ -152,15 +152,34 @@ def yaml_header(
     }
 
 
-def _licenses(recipe: dict[str, Any]) -> dict[str, list[str]]:
-    source = recipe.get("source", {})
+def _source_license(source: dict[str, Any]) -> str:
     kind = source.get("kind", "chatterbot")
     if kind == "chatterbot":
-        text = ["chatterbot-corpus 1.3.3 (BSD-3-Clause): prompts and responses"]
-    elif kind == "hf":
-        text = [f"Hub dataset `{source.get('name')}`: see its own card for the license"]
-    else:
-        text = ["local files given in the recipe: their license is the owner's to state"]
+        return "chatterbot-corpus 1.3.3 (BSD-3-Clause): prompts and responses"
+    if kind == "hf":
+        return f"Hub dataset `{source.get('name')}`: see its own card for the license"
+    if any(str(p).endswith("recipes/data/conversations.jsonl") for p in source.get("paths", [])):
+        return "conversations written for dataengine (`recipes/data/conversations.jsonl`, Apache-2.0)"
+    return "local files given in the recipe: their license is the owner's to state"
+
+
+_NOISE_LICENSES = {
+    "music": "music on hold from `asterisk-moh-opsound-g722` (CC-BY-SA-3.0)",
+    "sounds": "event sounds from `sound-theme-freedesktop` (CC-BY-SA-3.0, CC-BY-3.0, GPL-2+ per file)",
+    "room_tone": "recorded silences from `asterisk-core-sounds-en-g722` (CC-BY-SA-3.0)",
+}
+
+
+def _licenses(recipe: dict[str, Any]) -> dict[str, list[str]]:
+    tasks = {name: task for name, task in (recipe.get("tasks") or {}).items() if task}
+    sources = [task["source"] for task in tasks.values() if task.get("source")]
+    if any(not task.get("source") for name, task in tasks.items() if name != "noise_refusal") or not tasks:
+        sources.insert(0, recipe.get("source", {}))
+    text = list(dict.fromkeys(_source_license(source) for source in sources))
+    noise_task, noise = tasks.get("noise_refusal"), []
+    if noise_task:
+        text.append("refusal answers written for dataengine (Apache-2.0)")
+        noise = [_NOISE_LICENSES[kind] for kind in noise_task.get("kinds", {}) if kind in _NOISE_LICENSES]
     voices, engines = [], set()
     for v in recipe.get("tts", {}).get("voices", []):
         backend = v.get("backend", "piper")
@@ -182,7 +201,7 @@ def _licenses(recipe: dict[str, Any]) -> dict[str, list[str]]:
         ]
     else:
         tok = [f"tokenizer checkpoint `{tokenizer.get('checkpoint')}`: see its source for the license"]
-    return {"text": text, "voice": sorted(set(voices)) + sorted(engines), "tokenizer": tok}
+    return {"text": text, "voice": sorted(set(voices)) + sorted(engines), "noise": noise, "tokenizer": tok}
 
 
 def render_card(
