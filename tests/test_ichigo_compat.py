@@ -264,8 +264,9 @@ def test_export_ichigo_writes_their_columns_and_datasets_reads_it_back(
         ]
         assert row["tokens"] == load_codes(raw["tokens.npy"]).tolist()
         assert row["prompt"] == sound_string(row["tokens"]) and row["task"] == meta["task"]
-        assert row["answer"] == meta["conversations"][1]["content"] and row["text_prompt"] == meta["prompt"]
-        assert row["index"] == meta["index"] and row["length"] == len(meta["prompt"])
+        spoken_text = meta["speech"][0]["text"]  # schema.SpokenTurnRecord: the words spoken
+        assert row["answer"] == meta["conversations"][1]["content"] and row["text_prompt"] == spoken_text
+        assert row["index"] == meta["index"] and row["length"] == len(spoken_text)
         assert check_conversation(row["conversations"], row["task"]).ok
     # what Ichigo's finetune config does with it: chat_dataset over `conversations`, openai style
     from torchtune.datasets import chat_dataset

@@ -98,6 +98,26 @@ def test_each_task_writes_ichigo_s_layout(mix_dir: Path) -> None:
             assert [{"role": t["role"], "content": t["content"]} for t in turns] in conversations
 
 
+def test_ichigo_s_tokenizer_rules_and_the_training_loader_take_every_sample(mix_dir: Path) -> None:
+    from training_fixtures import tiny_dir
+
+    from dataengine.ichigo import check_conversation
+    from training.encode import ConversationEncoder
+    from training.shards import decode_sample, iter_raw_samples, resolve_shards
+    from training.tokenizer import sound_llama3_tokenizer
+
+    samples = [decode_sample(raw) for url in resolve_shards(mix_dir) for raw in iter_raw_samples(url)]
+    for sample in samples:
+        turns = [{"role": t.role, "content": t.content} for t in sample.conversations]
+        check = check_conversation(turns, sample.task)
+        assert check.ok, (sample.id, check.problems)  # nothing Ichigo's tokenizer would drop
+    tokenizer = sound_llama3_tokenizer(
+        str(tiny_dir() / "tokenizer.model"), str(tiny_dir() / "special_tokens.json")
+    )
+    encoded = ConversationEncoder(tokenizer).encode_block(samples)
+    assert len(encoded) == len(samples) and all(len(ids) == len(labels) > 0 for ids, labels in encoded)
+
+
 def test_inspect_and_card_show_every_task(mix_dir: Path, tmp_path: Path) -> None:
     from dataengine.inspect import summarize
     from dataengine.publish.card import render_card
@@ -110,7 +130,7 @@ def test_inspect_and_card_show_every_task(mix_dir: Path, tmp_path: Path) -> None
     json_feature = next(f for f in header["dataset_info"]["features"] if f["name"] == "json")
     assert {f["name"] for f in json_feature["struct"]} >= {"conversations", "speech", "task"}
     assert "| multi_turn | 1 |" in card and "| text_only | 1 |" in card
-    assert "asterisk-moh-opsound-g722 (CC-BY-SA-3.0)" in card  # the noise recordings' licence
+    assert "`asterisk-moh-opsound-g722` (CC-BY-SA-3.0)" in card  # the noise recordings' licence
 
 
 @pytest.mark.slow
