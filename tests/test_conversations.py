@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dataengine.recipe import FilesSource, Recipe
+from dataengine.recipe import FilesSource, Recipe, RecipeError
 from dataengine.sample import ASSISTANT, TTS, USER, Sample, Turn
 from dataengine.sources import iter_rows
 from dataengine.sources.conversations import check_conversation, parse_messages
@@ -119,3 +119,22 @@ def test_multi_turn_speaks_every_user_turn_with_its_own_key_and_needs_two(tmp_pa
     assert (short.reject.reason, short.reject.value) == ("too_few_turns", 1.0)
     [several] = tasks["instruction"].samples(iter([conversation(*[(t.role, t.text) for t in three.turns])]))
     assert several.reject.reason == "not_single_turn"
+
+
+def test_a_task_s_own_source_is_checked_before_work_and_named(tmp_path: Path) -> None:
+    from dataengine.recipe import SettingError, load_recipe
+    from dataengine.sources import check_source
+
+    (tmp_path / "chats.csv").write_text("messages\n")
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(
+        "name: r\ntasks:\n  instruction: {share: 0.5}\n"
+        "  multi_turn: {share: 0.5, source: {kind: files, paths: [chats.csv], messages_column: messages}}\n"
+    )
+    recipe = load_recipe(recipe_file)
+    assert recipe.tasks.multi_turn.source.paths == [tmp_path / "chats.csv"]  # resolved beside the recipe
+    with pytest.raises(SettingError, match=r"^tasks\.multi_turn\.source\.paths\.0: .*unsupported file type"):
+        check_source(recipe)
+    recipe_file.write_text(recipe_file.read_text().replace("chats.csv", "missing.jsonl"))
+    with pytest.raises(RecipeError, match=r"tasks\.multi_turn\.source\.paths\.0: file not found"):
+        load_recipe(recipe_file)
