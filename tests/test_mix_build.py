@@ -127,7 +127,9 @@ def test_inspect_and_card_show_every_task(mix_dir: Path, tmp_path: Path) -> None
         assert f"  {task:<14} " in summary
     card = render_card(mix_dir, dest=tmp_path)
     header = yaml.safe_load(card.split("---")[1])
-    json_feature = next(f for f in header["dataset_info"]["features"] if f["name"] == "json")
+    infos = header["dataset_info"]
+    default = next(i for i in infos if i["config_name"] == "default") if isinstance(infos, list) else infos
+    json_feature = next(f for f in default["features"] if f["name"] == "json")
     assert {f["name"] for f in json_feature["struct"]} >= {"conversations", "speech", "task"}
     assert "| multi_turn | 1 |" in card and "| text_only | 1 |" in card
     assert "`asterisk-moh-opsound-g722` (CC-BY-SA-3.0)" in card  # the noise recordings' licence
