@@ -177,3 +177,36 @@ def test_long_spoken_prompts_and_the_token_limit(tmp_path: Path) -> None:
     assert kept and rejected  # targets of 12-24 s straddle the 16 s limit
     durations = [s for _, s, _ in kept] + [s for _, _, s in rejected]
     assert max(durations) - min(durations) > 3.0  # a spread of lengths, not one
+
+
+def test_the_tiny_model_trains_on_the_ichigo_mix_build(mix_dir: Path, tmp_path: Path) -> None:
+    """The torchtune recipe streams the mix build's shards as they are and the loss falls; the stream
+    packs every sample of every task."""
+    from omegaconf import OmegaConf
+    from training_fixtures import CONFIGS, tiny_dir, tiny_tokenizer
+
+    from training.dataset import ShardStream
+    from training.stream_finetune import run
+
+    out = tmp_path / "run"
+    cfg = OmegaConf.load(CONFIGS / "tiny_cpu.yaml")
+    cfg.merge_with(
+        {"data": str(mix_dir), "tiny_dir": str(tiny_dir()), "output_dir": str(out), "max_steps": 6}
+    )
+    cfg.save_every_n_steps = 6
+    run(cfg)
+    text = "".join(p.read_text() for p in sorted((out / "logs").glob("*.txt")))
+    losses = [float(line.split("loss:")[1].split()[0]) for line in text.splitlines() if "loss:" in line]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    tasks = {r["id"]: r["task"] for r in written(mix_dir)}
+    trained = [
+        i
+        for line in (out / "sample_ids.rank0.jsonl").read_text().splitlines()
+        for i in json.loads(line)["ids"]
+    ]
+    assert trained and set(trained) <= set(tasks)
+    # The training stream over the whole build packs every sample of every task, none twice.
+    stream = ShardStream(str(mix_dir), tiny_tokenizer(), max_seq_len=256, shuffle_buffer=1, epochs=1)
+    packed = [i for item in stream for i in item["sample_ids"]]
+    assert sorted(packed) == sorted(tasks)
