@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dataengine import __version__, numerics
-from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage
+from dataengine.audio.asr import ASR_METRIC_NAMES
 from dataengine.audio.filters import AUDIO_METRIC_NAMES, AudioFilter
 from dataengine.cache import CachedStage, StageCache
 from dataengine.crashpoints import crash_point
@@ -34,7 +34,7 @@ from dataengine.sample import Sample
 from dataengine.sources import check_source, iter_source
 from dataengine.stage import Stage, StageStats
 from dataengine.text.filters import TextFilter
-from dataengine.tokenizer.stage import TokenizerStage
+from dataengine.tokenizer.whisper_pass import whisper_stages
 from dataengine.tts.stage import TTSStage
 from dataengine.writers.manifest import ManifestWriter
 from dataengine.writers.members import members_digest, reject_members, sample_members
@@ -90,8 +90,7 @@ def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]
         TextFilter(recipe.text_filters, recipe.tokenizer.max_sound_tokens),
         TTSStage(recipe.tts, recipe.seed),
         AudioFilter(recipe.audio_filters),
-        *([ASRStage(recipe.asr)] if recipe.asr.model != "none" else []),
-        TokenizerStage(recipe.tokenizer),
+        *whisper_stages(recipe),  # ASR round trip and tokenizer, with one encoder pass when they can share
     ]
     if cache is None:
         return stages

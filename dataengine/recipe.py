@@ -170,6 +170,13 @@ class ASRConfig(_Section):
     max_wer: float = Field(1.0, ge=0)
     """Word error rate above which it is ``asr_mismatch`` too (more words heard than spoken: garbage)."""
     cpu_threads: int = Field(2, ge=1)
+    beam_size: int | None = Field(None, ge=1)
+    """Decoder beam. None: 5 when decoding the tokenizer's encoder output (``share_encoder``: as accurate
+    on the demo as tiny.en's own int8 encoder with greedy decoding), else 1 (greedy)."""
+    share_encoder: bool = True
+    """When the ASR model is the Whisper the tokenizer encodes with (tiny.en and the default tokenizer),
+    decode the tokenizer's encoder output: one encoder pass per clip instead of two. False: the ASR model
+    runs its own encoder (CTranslate2 int8 on faster-whisper's window; other transcripts, twice the CPU)."""
 
 
 class TokenizerConfig(_Section):

@@ -42,7 +42,7 @@ def test_matching_transcript_is_kept_and_wrong_text_is_rejected(asr: WhisperASR)
 
 
 def test_stage_in_the_build_and_pickles(asr: WhisperASR) -> None:
-    recipe = Recipe(name="t", asr={"model": "tiny.en"})
+    recipe = Recipe(name="t", asr={"model": "tiny.en", "share_encoder": False})  # its own encoder pass
     names = [s.name for s in build_stages(recipe)]
     assert names.index("asr") == names.index("audio_filters") + 1
     assert "asr" not in [s.name for s in build_stages(Recipe(name="t"))]  # off by default

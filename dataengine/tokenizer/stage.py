@@ -82,9 +82,7 @@ class TokenizerStage(Stage):
         sample.metrics["n_sound_tokens"] = float(count)
 
     def judge(self, sample: Sample) -> None:
-        count = 0 if sample.tokens is None else len(sample.tokens)
-        if count > self.config.max_sound_tokens:
-            sample.drop(self.name, "too_many_sound_tokens", float(count))
+        judge_token_limit(sample, self.config.max_sound_tokens, self.name)
 
     def cache_settings(self) -> object:
         """The checkpoint (by content for local files) decides the tokens; limits and batch size do not."""
@@ -94,3 +92,26 @@ class TokenizerStage(Stage):
             "device": self.config.device,  # CUDA kernels and fp16/bf16 may change a near-tie token
             "dtype": self.config.dtype,
         }
+
+
+def judge_token_limit(sample: Sample, max_sound_tokens: int, stage: str) -> None:
+    """Drop ``sample`` as ``too_many_sound_tokens`` (its count) when its tokens exceed the budget."""
+    count = 0 if sample.tokens is None else len(sample.tokens)
+    if count > max_sound_tokens:
+        sample.drop(stage, "too_many_sound_tokens", float(count))
+
+
+class TokenLimit(Stage):
+    """The tokenizer's decision alone (``too_many_sound_tokens``), on tokens an earlier stage computed:
+    the shared Whisper pass (:mod:`dataengine.tokenizer.whisper_pass`)."""
+
+    name = "tokenizer"
+
+    def __init__(self, max_sound_tokens: int) -> None:
+        self.max_sound_tokens = max_sound_tokens
+
+    def process(self, samples: list[Sample]) -> None:
+        """Nothing to compute: the tokens are there."""
+
+    def judge(self, sample: Sample) -> None:
+        judge_token_limit(sample, self.max_sound_tokens, self.name)

@@ -1,0 +1,81 @@
+"""CPU seconds per kept sample of a build, two source trees interleaved (e.g. main before the shared
+Whisper pass, and this branch): ``python benchmarks/bench_whisper_pass.py BEFORE_SRC AFTER_SRC``.
+
+Each run is ``dataengine build RECIPE --limit N --workers W --no-cache`` in a fresh process with the
+tree's code first on ``PYTHONPATH``; its CPU time is the user + system time of that child and its
+children (``resource.getrusage(RUSAGE_CHILDREN)`` around it), so other load on a shared machine costs
+wall time but hardly CPU time. Runs alternate before/after, ``--rounds`` times, and the table gives the
+median of each side and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_build(src: Path, recipe: Path, out: Path, limit: int, workers: int) -> dict[str, float]:
+    """One cold build with ``src``'s code: CPU seconds, wall seconds, kept and rejected counts."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "dataengine.cli", "build", str(recipe), "--out", str(out)]
+    cmd += ["--limit", str(limit), "--workers", str(workers), "--no-cache", "--no-progress"]
+    subprocess.run(cmd, check=True, cwd=src, env={**_env(), "PYTHONPATH": str(src)}, capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    info = json.loads((out / "build.json").read_text())
+    return {"cpu_s": cpu, "wall_s": wall, "kept": info["kept"], "rejected": info["rejected"]}
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("before", type=Path, help="source tree of the baseline (e.g. an export of main)")
+    parser.add_argument("after", type=Path, help="source tree to compare (e.g. this checkout)")
+    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.rounds):
+            order = ("before", "after") if i % 2 == 0 else ("after", "before")
+            for side in order:
+                src = getattr(args, side).resolve()
+                result = run_build(
+                    src, args.recipe.resolve(), Path(tmp) / f"{side}{i}", args.limit, args.workers
+                )
+                runs[side].append(result)
+                print(
+                    f"round {i} {side}: {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True
+                )
+    per_kept = {side: statistics.median(r["cpu_s"] / r["kept"] for r in rs) for side, rs in runs.items()}
+    print(
+        f"recipe {args.recipe.name}, --limit {args.limit} --workers {args.workers}, {args.rounds} rounds each"
+    )
+    print("| side | CPU s per kept sample (median) | kept | CPU s (runs) |")
+    print("|---|---|---|---|")
+    for side, rs in runs.items():
+        cpus = ", ".join(f"{r['cpu_s']:.1f}" for r in rs)
+        print(f"| {side} | {per_kept[side]:.3f} | {rs[0]['kept']:.0f} | {cpus} |")
+    print(f"ratio after / before: {per_kept['after'] / per_kept['before']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
