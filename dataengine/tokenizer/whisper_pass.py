@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dataengine.audio.asr import ASRStage, ASRVerdict, WhisperASR, check_asr, decoder_beam, model_dir
-from dataengine.recipe import ASRConfig, Recipe, RecipeError, TokenizerConfig
+from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
 from dataengine.sample import Sample
 from dataengine.stage import Stage
 from dataengine.tokenizer.ct2_whisper import sha256_file
@@ -51,9 +51,11 @@ def shared_whisper(asr: ASRConfig, tokenizer: TokenizerConfig) -> Path | None:
     if source is None:
         return None
     try:
-        asr_folder = model_dir(asr.model)
+        asr_folder = model_dir(asr.model, assemble=False)  # no copying to find out
     except (ImportError, ValueError):
-        return None  # ASRStage reports it when it loads
+        return None  # the ASR stage's check reports it
+    if not (asr_folder / "model.bin").is_file():
+        return None
     return asr_folder if _same_weights(asr_folder / "model.bin", source / "model.bin") else None
 
 
@@ -77,6 +79,10 @@ class WhisperPassStage(TokenizerStage):
         super().__init__(tokenizer)
         self.asr_config = asr
         self.asr = WhisperASR(asr.model, asr.cpu_threads, decoder_beam(asr, shared_encoder=True))
+
+    def check(self) -> None:
+        super().check()
+        ASRStage(self.asr_config).check()
 
     def setup(self) -> None:
         super().setup()
@@ -117,9 +123,10 @@ def whisper_stages(recipe: Recipe) -> list[Stage]:
         return [*own, TokenizerStage(recipe.tokenizer)]
     for name in (ASRVerdict.name, TokenLimit.name):
         if name in recipe.executor.stages:
-            raise RecipeError(
-                f"executor.stages.{name}: the ASR round trip and the tokenizer share one Whisper encoder "
-                f"pass, stage '{WhisperPassStage.name}'; give it the resources ('{name}' only decides)"
+            raise SettingError(
+                f"executor.stages.{name}",
+                f"the ASR round trip and the tokenizer share one Whisper encoder pass, stage "
+                f"'{WhisperPassStage.name}': give it the resources ('{name}' only decides)",
             )
     log.info("one Whisper encoder pass for the tokens and the ASR round trip (%s)", recipe.asr.model)
     return [
