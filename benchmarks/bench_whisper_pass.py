@@ -29,12 +29,19 @@ def run_build(src: Path, recipe: Path, out: Path, limit: int, workers: int) -> d
     started = time.perf_counter()
     cmd = [sys.executable, "-m", "dataengine.cli", "build", str(recipe), "--out", str(out)]
     cmd += ["--limit", str(limit), "--workers", str(workers), "--no-cache", "--no-progress"]
-    subprocess.run(cmd, check=True, cwd=src, env={**_env(), "PYTHONPATH": str(src)}, capture_output=True)
+    env = {**_env(), "PYTHONPATH": str(src)}
+    done = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{src}: build failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     info = json.loads((out / "build.json").read_text())
-    return {"cpu_s": cpu, "wall_s": wall, "kept": info["kept"], "rejected": info["rejected"]}
+    result = {"cpu_s": cpu, "wall_s": wall, "kept": info["kept"], "rejected": info["rejected"]}
+    for line in done.stdout.split("stages:")[-1].splitlines():  # the summary's per-stage seconds
+        if line.strip().endswith(" s") and " seen " in line:
+            result[f"{line.split()[0]}_s"] = float(line.split()[-2])
+    return result
 
 
 def _env() -> dict[str, str]:
@@ -51,9 +58,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="write the builds here (else a temporary folder)")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+        if args.keep is not None:
+            tmp = str(args.keep)
         for i in range(args.rounds):
             order = ("before", "after") if i % 2 == 0 else ("after", "before")
             for side in order:

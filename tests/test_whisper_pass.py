@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from audio_fixtures import SPEECH_TEXT, speech
 
-from dataengine.audio.asr import ASRStage, WhisperASR, model_dir
+from dataengine.audio.asr import ASRStage, LazyFeatures, WhisperASR, model_dir
 from dataengine.cache import StageCache
 from dataengine.pipeline import build, build_stages
 from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
@@ -54,6 +54,14 @@ def test_decoding_an_encoder_output_is_faster_whispers_transcribe(asr: WhisperAS
     beam = WhisperASR("tiny.en", cpu_threads=1, beam_size=5)
     short = clip[: len(clip) // 3]
     assert beam.transcribe_encoded(short, _ct2_window_state(asr, short)) == beam.transcribe(short)
+
+
+def test_lazy_features_have_faster_whispers_shape_and_values(asr: WhisperASR) -> None:
+    extractor = asr._model.feature_extractor
+    for n in (1_599, 1_600, 1_601, 16_000, 31 * 16_000 + 7):
+        audio = speech()[:n] if n <= len(speech()) else np.resize(speech(), n)
+        lazy, real = LazyFeatures(extractor, audio), extractor(audio)
+        assert lazy.shape == real.shape and np.array_equal(lazy[:, 5:17], real[:, 5:17])
 
 
 def _samples(clips: list[np.ndarray]) -> list[Sample]:

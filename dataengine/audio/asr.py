@@ -182,13 +182,33 @@ class WhisperASR:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         state = np.require(encoder_output[None], np.float32, ["C_CONTIGUOUS", "WRITEABLE"])  # as CT2 takes it
         segments = model.generate_segments(
-            model.feature_extractor(audio),  # read for the length (and for windows after the first)
+            LazyFeatures(model.feature_extractor, audio),
             tokenizer,
             dataclasses.replace(options),  # generate_segments rewrites some fields of its copy
             False,
             ctranslate2.StorageView.from_array(state),
         )
         return " ".join(s.text.strip() for s in segments).strip()
+
+
+class LazyFeatures:
+    """faster-whisper's log-mel of ``audio``, computed only when read. ``generate_segments`` reads just its
+    shape (the clip's length) while the encoder output it was given covers the clip; only a window after
+    the first (audio over 30 s) reads the features themselves."""
+
+    def __init__(self, extractor: object, audio: np.ndarray) -> None:
+        self._extractor = extractor
+        self._audio = audio
+        self._features: np.ndarray | None = None
+        # FeatureExtractor pads one hop, frames the STFT centred and drops the last frame
+        self.shape = (extractor.mel_filters.shape[0], len(audio) // extractor.hop_length + 1)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        if self._features is None:
+            self._features = self._extractor(self._audio)
+            if self._features.shape != self.shape:
+                raise RuntimeError(f"faster-whisper's features are {self._features.shape}, not {self.shape}")
+        return self._features[key]
 
 
 def _decoding(beam_size: int) -> dict[str, object]:
