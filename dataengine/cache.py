@@ -3,8 +3,9 @@
 An entry is keyed by sha256(stage fingerprint, the turn fields the stage reads) and holds the fields
 the stage wrote plus the metrics it added (one entry per spoken turn). So a threshold change re-runs
 only the cheap ``judge`` step, a new tokenizer re-encodes but reuses the audio, and new source rows
-synthesize only themselves. Entries are written to a temporary name and renamed, so a killed build
-leaves only whole entries behind and the same command resumes from them.
+synthesize only themselves. Entries are packed into one SQLite file per stage (:mod:`dataengine.cachedb`),
+each written in one transaction, so a killed build leaves only whole entries behind and the same command
+resumes from them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dataengine.audio.pcm import from_pcm16, to_pcm16
+from dataengine.cachedb import SUFFIX, CacheError, StageDBs, db_path, disk_bytes
 from dataengine.sample import Sample, Turn, Unit
 from dataengine.stage import Stage, StageStats
 
@@ -57,22 +59,34 @@ def _unpack(value: object) -> object:
 class CacheStats:
     entries: int
     bytes: int
+    """On disk: the stage files with their write-ahead logs."""
     by_stage: dict[str, tuple[int, int]]
-
-
-class CacheError(ValueError):
-    """The cache folder cannot be used (a file, read-only); one line for the user."""
+    """Stage -> (entries, bytes on disk)."""
+    legacy: tuple[int, int] = (0, 0)
+    """(files, bytes) of entries in the one-file-per-entry layout of earlier dataengine versions."""
 
 
 class StageCache:
-    """Files under ``root/stages/<stage>/<key[:2]>/<key>.pkl`` (pickles this tool wrote itself)."""
+    """``root/stages/<stage>.sqlite``, one packed file per stage, holding pickles this tool wrote itself.
+
+    Picklable: a worker process (or Ray actor) that unpickles it opens its own connections.
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or cache_root()) / "stages"
+        self._dbs = StageDBs(self.root)
+
+    def key(self, fingerprint: str, turn: Turn, reads: tuple[str, ...]) -> str:
+        digest = hashlib.sha256(fingerprint.encode())
+        for field in reads:
+            digest.update(field.encode() + b"=")
+            _hash_value(digest, getattr(turn, field))
+        return digest.hexdigest()
 
     def check(self) -> None:
-        """Create the cache folder if needed and write (and remove) a probe file in it, so a cache that is
-        a file or read-only fails before a build starts rather than at its first stored result."""
+        """Create the cache folder if needed, write (and remove) a probe file in it and open every stage
+        file already there, so a cache that is a file, read-only or damaged fails before a build starts
+        rather than at its first stored result (in every worker)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".probe.{os.getpid()}.tmp"
@@ -85,60 +99,71 @@ class StageCache:
             else:
                 reason = exc.strerror or type(exc).__name__
             raise CacheError(f"cache folder {self.root.parent}: not writable ({reason})") from None
+        self.verify()
 
-    def key(self, fingerprint: str, turn: Turn, reads: tuple[str, ...]) -> str:
-        digest = hashlib.sha256(fingerprint.encode())
-        for field in reads:
-            digest.update(field.encode() + b"=")
-            _hash_value(digest, getattr(turn, field))
-        return digest.hexdigest()
-
-    def _path(self, stage: str, key: str) -> Path:
-        return self.root / stage / key[:2] / f"{key}.pkl"
+    def verify(self) -> None:
+        """Open every stage file already there (CacheError when one is damaged or of another format);
+        creates nothing."""
+        self._dbs.existing()
 
     def get(self, stage: str, key: str) -> dict[str, Any] | None:
-        path = self._path(stage, key)
-        try:
-            payload = pickle.loads(path.read_bytes())
-        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        data = self._dbs(stage).get(bytes.fromhex(key))
+        if data is None:
             return None
-        os.utime(path)  # last use, for ``cache gc``
+        try:
+            payload = pickle.loads(data)
+        except Exception:  # noqa: BLE001 - e.g. written by a newer numpy: recompute rather than fail
+            return None
         fields = {k: _unpack(v) for k, v in payload["fields"].items()}
         return {"fields": fields, "metrics": payload["metrics"]}
 
     def put(self, stage: str, key: str, fields: dict[str, Any], metrics: dict[str, float]) -> None:
-        path = self._path(stage, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         payload = {"fields": {k: _pack(v) for k, v in fields.items()}, "metrics": metrics}
-        tmp.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        self._dbs(stage).put(bytes.fromhex(key), pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def _entries(self) -> list[Path]:
+    def count(self, stage: str) -> int:
+        """Entries of ``stage`` (0 when it has none yet; no file is created)."""
+        if not db_path(self.root, stage).is_file():
+            return 0
+        return self._dbs(stage).count()[0]
+
+    def close(self) -> None:
+        self._dbs.close()
+
+    def _legacy_entries(self) -> list[Path]:
         return sorted(self.root.glob("*/*/*.pkl")) if self.root.is_dir() else []
 
     def stats(self) -> CacheStats:
-        by_stage: dict[str, tuple[int, int]] = {}
-        for path in self._entries():
-            count, size = by_stage.get(path.parts[-3], (0, 0))
-            by_stage[path.parts[-3]] = (count + 1, size + path.stat().st_size)
+        by_stage = {
+            db.path.name.removesuffix(SUFFIX): (db.count()[0], disk_bytes(db.path))
+            for db in self._dbs.existing()
+        }
+        legacy = [path.stat().st_size for path in self._legacy_entries()]
         return CacheStats(
             entries=sum(c for c, _ in by_stage.values()),
             bytes=sum(b for _, b in by_stage.values()),
             by_stage=dict(sorted(by_stage.items())),
+            legacy=(len(legacy), sum(legacy)),
         )
 
-    def gc(self, older_than_s: float) -> tuple[int, int]:
-        """Delete entries unused for ``older_than_s`` seconds and stray temp files; return (files, bytes)."""
-        cutoff = time.time() - older_than_s
+    def gc(self, older_than_s: float, now: float | None = None) -> tuple[int, int]:
+        """Delete entries unused for ``older_than_s`` seconds (and, from the older one-file-per-entry layout,
+        entry files unused as long and stray temp files); return (entries, payload bytes) removed."""
+        cutoff = (time.time() if now is None else now) - older_than_s
         removed = freed = 0
+        for db in self._dbs.existing():
+            entries, size = db.gc(cutoff)
+            removed, freed = removed + entries, freed + size
         if not self.root.is_dir():
-            return 0, 0
-        for path in [*self._entries(), *self.root.glob("*/*/.*.tmp")]:
+            return removed, freed
+        for path in [*self._legacy_entries(), *self.root.glob("*/*/.*.tmp")]:
             stat = path.stat()
             if stat.st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed, freed = removed + 1, freed + stat.st_size
+        for folder in sorted(self.root.glob("*/*"), reverse=True) + sorted(self.root.glob("*")):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # an emptied folder of the old layout
         return removed, freed
 
 

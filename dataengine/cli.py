@@ -122,7 +122,7 @@ def build(
         except RuntimeError as exc:
             raise UserError(str(exc)) from None
     from dataengine.cache import CacheError, StageCache
-    from dataengine.executors import RayExecutor, WorkerError
+    from dataengine.executors import RayExecutor, StageFailed, WorkerError
     from dataengine.pipeline import OutputError
     from dataengine.pipeline import build as run_build
     from dataengine.stage import StageError
@@ -143,6 +143,10 @@ def build(
         raise UserError(f"{recipe_path}: {exc}") from None
     except (RecipeError, OutputError, CacheError) as exc:
         raise UserError(str(exc)) from None
+    except StageFailed as exc:
+        if exc.details:
+            logging.getLogger("dataengine.pipeline").error("%s", exc.details.rstrip())
+        raise click.ClickException(str(exc)) from None
     except WorkerError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_format_summary(summary))
@@ -177,7 +181,7 @@ def _format_summary(summary) -> str:  # noqa: ANN001 - BuildSummary, imported la
     lines.append("stages:")
     for stage in summary.stages:
         lines.append(
-            f"  {stage.name:<14} seen {stage.seen:>6}  dropped {stage.dropped:>5}  "
+            f"  {stage.name:<14} seen {stage.seen:>6}  dropped {stage.dropped:>5}  errors {stage.errors:>4}  "
             f"from cache {stage.cached:>6}  {stage.seconds:8.1f} s"
         )
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from dataengine.cache import StageCache
 from dataengine.crashpoints import crash_point
 from dataengine.errors import one_line
 from dataengine.executors import LocalExecutor, RayExecutor
+from dataengine.health import check_error_rate, merge_stats, stage_counts
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
@@ -286,8 +287,8 @@ def build(
     log.info("%d worker(s), batches of %d samples", executor.workers, size)
     with closing(executor.map(stages, _batches(plan.feed(), size))) as results:  # closed early at the end
         for batch, batch_stats in results:
-            for total, part in zip(summary.stages, batch_stats, strict=True):
-                total.merge(part)
+            merge_stats(summary.stages, batch_stats)
+            check_error_rate(summary.stages, recipe.executor)
             before = len(writer.manifest.rejects)
             for sample in batch:
                 plan.arrive(sample)
@@ -300,6 +301,7 @@ def build(
         else:
             plan.finish(writer.write_kept, writer.write_reject)
     bars.close()
+    check_error_rate(summary.stages, recipe.executor, final=True)
     summary.ended = plan.ended
 
     summary.shards = writer.shards.close()
@@ -318,6 +320,10 @@ def build(
         "shards": summary.shards,
         "tasks": dict(sorted(summary.tasks.items())),
         "reject_reasons": dict(sorted(summary.rejected.items())),
+        # seen and dropped per step (no seconds or cache hits: build.json is the same for every run)
+        "stages": stage_counts(
+            [s.name for s in stages], summary.rejected, summary.kept + sum(summary.rejected.values())
+        ),
         "numerics": numerics.describe(),
         "ended": summary.ended,
     }

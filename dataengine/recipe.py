@@ -349,6 +349,9 @@ class StageResources(_Section):
     num_cpus: float | None = Field(None, gt=0)
     """None: the cluster's CPUs shared evenly among all the actors (so every pool fits at once)."""
     num_gpus: float = Field(0.0, ge=0)
+    resources: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    """Custom Ray resources each actor (or task) asks for, e.g. ``{tts_node: 1}`` with
+    ``ray start --resources '{"tts_node": 4}'`` on the nodes meant for it: pins a stage to a kind of node."""
     actors: int | None = Field(None, ge=1)
     """None: as many as ``--workers``."""
 
@@ -365,6 +368,12 @@ class ExecutorConfig(_Section):
     """Samples per batch handed to a worker. None: small enough that every worker gets ~32 batches of a
     ``limit``-ed build (so no worker idles long at the end), at most 16; 8 without a limit. Raise it for
     GPU stages. Output bytes do not depend on it."""
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+    """The build stops (one line, exit code 1) when more than this share of the spoken turns a stage
+    worked on raised an exception in it (``error`` rejects): a broken stage, not bad data."""
+    error_rate_after: int = Field(50, ge=1)
+    """Turns a stage must have seen before the bound stops a build early; a build that gives a stage
+    fewer is judged at its end on all it saw."""
 
     def for_stage(self, name: str) -> StageResources:
         return self.stages.get(name) or StageResources()

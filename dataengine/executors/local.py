@@ -11,11 +11,13 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from dataengine.errors import one_line
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageError, StageStats
 from dataengine.threads import limit_threads
@@ -32,6 +34,18 @@ class WorkerError(RuntimeError):
     """A worker process vanished; the build cannot finish in this run (one line for the user)."""
 
 
+class StageFailed(RuntimeError):
+    """A stage is broken while the build runs: it raised for a whole batch, or on more of its samples than
+    ``executor.max_error_rate`` allows. ``str()`` is one line for the user; ``details`` the traceback."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message, details)
+        self.message, self.details = message, details
+
+    def __str__(self) -> str:
+        return self.message
+
+
 _worker_stages: list[Stage] = []
 _worker_setup_error: StageError | None = None
 """A stage that failed to start in this worker: raised by every batch, so the parent gets the one-line
@@ -42,8 +56,21 @@ def run_batch(stages: list[Stage], batch: list[Sample]) -> BatchResult:
     """Push one batch through every stage in order; return it with each stage's stats for it."""
     stats = [StageStats(stage.name) for stage in stages]
     for stage, stage_stats in zip(stages, stats, strict=True):
-        batch = stage(batch, stage_stats)
+        try:
+            batch = stage(batch, stage_stats)
+        except StageError:  # it could not start (a CachedStage starts its stage at the first miss)
+            raise
+        except Exception as exc:  # noqa: BLE001 - not one sample's fault: the whole stage is broken
+            raise _stage_failed(stage, exc) from None
     return batch, stats
+
+
+def _stage_failed(stage: Stage, exc: Exception) -> StageFailed:
+    """Call in an ``except`` block: the exception's first line for the user, its traceback for the log."""
+    return StageFailed(
+        f"stage {stage.name} failed on a batch: {type(exc).__name__}: {one_line(exc)[:200]}",
+        traceback.format_exc(),
+    )
 
 
 def _init_worker(stages: list[Stage], threads: int) -> None:

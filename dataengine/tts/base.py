@@ -70,6 +70,12 @@ def register_backend(name: str, factory: str | BackendFactory) -> None:
     BACKENDS[name] = factory
 
 
+def backend_module(name: str) -> str:
+    """The module that holds backend ``name``'s code (a cache-key part of the voices that use it)."""
+    factory = BACKENDS[name]
+    return factory.partition(":")[0] if isinstance(factory, str) else factory.__module__
+
+
 def backend_factory(name: str) -> BackendFactory:
     """The factory (usually the backend class) registered as ``name``; ValueError if there is none."""
     try:

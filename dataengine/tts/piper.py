@@ -120,7 +120,8 @@ class PiperBackend(TTSBackend):
     def version(self) -> str:
         if self._version is None:
             self._version = (
-                f"piper-tts=={metadata.version('piper-tts')};model={self.model_path.name}"
+                f"piper-tts=={metadata.version('piper-tts')};onnxruntime=={metadata.version('onnxruntime')}"
+                f";model={self.model_path.name}"
                 f":{_sha256_prefix(self.model_path)};config={_sha256_prefix(self.config_path)}"
                 f";length_scale={self.voice.length_scale:g};noise_scale=0;noise_w_scale=0"
                 f";onnx_threads={SESSION_THREADS}"

@@ -11,7 +11,7 @@ from dataengine.hashing import weighted_choice
 from dataengine.recipe import Recipe, SettingError, TTSConfig, VoiceConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE, TTS, Unit
 from dataengine.stage import TurnStage
-from dataengine.tts.base import TTSBackend, make_backend
+from dataengine.tts.base import TTSBackend, backend_module, make_backend
 from dataengine.tts.pool import expand_entry, expand_voices
 
 
@@ -37,7 +37,21 @@ class TTSStage(TurnStage):
     cacheable = True
     reads = ("key", "text")  # the voice is drawn from (seed, key)
     writes = ("voice", "audio")
-    code_modules = ("dataengine.audio.io", "dataengine.audio.pcm", "dataengine.hashing")
+    packages = ("numpy", "soxr")  # resampling; each backend's version names its engine and model
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The interface, the pool expansion, the modules of the backends the voice pool uses, resampling
+        and the voice draw."""
+        backends = sorted({backend_module(voice.backend) for voice in self.config.voices})
+        return (
+            "dataengine.tts.base",
+            "dataengine.tts.pool",
+            *backends,
+            "dataengine.audio.io",
+            "dataengine.audio.pcm",
+            "dataengine.hashing",
+        )
 
     def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
         self.config = config or TTSConfig()
