@@ -213,6 +213,12 @@ class RayExecutor:
                 )
         return max(0.01, (float(cluster.get("CPU", 1.0)) - total["CPU"]) / max(1, default_slots))
 
+    def _report_placement(self, ray: Any) -> None:
+        """Log (and keep in :attr:`placement`) the nodes each actor stage ran on."""
+        self.placement = {name: ray.get(refs) for name, refs in self._nodes.items()}
+        for name, nodes in self.placement.items():
+            log.info("ray: stage %s ran on %d actor(s), node(s) %s", name, len(nodes), ", ".join(nodes))
+
     def map(self, stages: list[Stage], batches: Iterable[list[Sample]]) -> Iterator[BatchResult]:
         import ray
 
@@ -241,9 +247,10 @@ class RayExecutor:
                 in_flight.append((ref, stats))
             while in_flight:
                 yield collect(in_flight.popleft())
-            self.placement = {name: ray.get(refs) for name, refs in self._nodes.items()}
-            for name, nodes in self.placement.items():
-                log.info("ray: stage %s ran on %d actor(s), node(s) %s", name, len(nodes), ", ".join(nodes))
+            self._report_placement(ray)
+        except GeneratorExit:  # the build closed it early (its mix was complete): a normal end too
+            self._report_placement(ray)
+            raise
         finally:
             for actor in actors:
                 ray.kill(actor)
