@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,6 +39,37 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+WORKER_PORTS = 101
+"""Ports per node for Ray's worker processes (``--min-worker-port`` .. ``--max-worker-port``)."""
+
+
+def free_port_range(count: int, taken: set[int]) -> int:
+    """The first port of ``count`` consecutive free ports below the kernel's ephemeral range (where
+    :func:`free_ports` and Ray's own random ports come from), overlapping no port in ``taken``.
+
+    A range inside the ephemeral range could hold a port another component was given a moment later
+    (seen: the raylet's node-manager port inside the worker-port range, and ``ray start`` refused)."""
+    rng = random.Random()  # unseeded on purpose: concurrent test runs must not all try the same range
+    for _ in range(200):
+        base = rng.randrange(10_000, 32_000 - count)
+        ports = range(base, base + count)
+        if taken.intersection(ports):
+            continue
+        held = []
+        try:
+            for port in ports:
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports found below 32000")
 
 
 def _node_ip() -> str:
@@ -101,13 +133,16 @@ class TwoNodeCluster:
         self.ip = _node_ip()
         self.address = f"{self.ip}:{gcs}"
         self.worker: RayNode | None = None
+        self.worker_ports: set[int] = set()
         head_args = ["--head", f"--port={gcs}", "--include-dashboard=false", f"--temp-dir={self.dir}"]
         self.head = RayNode([*head_args, *self._node_args("head_node")], self.dir / "head.log")
         self.wait_for_nodes(1)
         self.start_worker()
 
     def _node_args(self, resource: str) -> list[str]:
-        ports = free_ports(7)
+        ports = free_ports(6)
+        first_worker_port = free_port_range(WORKER_PORTS, self.worker_ports)
+        self.worker_ports |= set(range(first_worker_port, first_worker_port + WORKER_PORTS))
         return [
             f"--node-ip-address={self.ip}",
             f"--num-cpus={self.cpus}",
@@ -120,8 +155,8 @@ class TwoNodeCluster:
             f"--dashboard-agent-grpc-port={ports[3]}",
             f"--runtime-env-agent-port={ports[4]}",
             f"--metrics-export-port={ports[5]}",
-            f"--min-worker-port={ports[6]}",
-            f"--max-worker-port={ports[6] + 100}",
+            f"--min-worker-port={first_worker_port}",
+            f"--max-worker-port={first_worker_port + WORKER_PORTS - 1}",
         ]
 
     def start_worker(self) -> None:

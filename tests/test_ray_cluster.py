@@ -128,3 +128,14 @@ def test_a_node_killed_mid_build_fails_in_one_line_and_the_rerun_resumes_from_th
     assert tree_bytes(out) == tree_bytes(local_build)
     from_cache = dict(re.findall(r"^\s+(\w+)\s+seen.*from cache\s+(\d+)", rerun.stdout, re.MULTILINE))
     assert int(from_cache["tts"]) == cached_tts >= 2  # resumed: the voices already spoken were not redone
+
+
+def test_worker_port_ranges_stay_out_of_the_ephemeral_range_and_apart() -> None:
+    from ray_cluster import WORKER_PORTS, free_port_range
+
+    taken: set[int] = set()
+    for _ in range(3):
+        base = free_port_range(WORKER_PORTS, taken)
+        ports = set(range(base, base + WORKER_PORTS))
+        assert not ports & taken and max(ports) < 32_768
+        taken |= ports
