@@ -207,6 +207,9 @@ class CachedStage(Stage):
     def judge(self, unit: Unit) -> None:
         self.inner.judge(unit)
 
+    def stop_reason(self, stats: StageStats, final: bool) -> str | None:
+        return self.inner.stop_reason(stats, final)
+
     def run(self, units: list[Unit]) -> None:
         if self._fingerprint is None:
             self._fingerprint = self.inner.fingerprint()

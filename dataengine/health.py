@@ -13,7 +13,7 @@ from collections import Counter
 
 from dataengine.executors.local import StageFailed
 from dataengine.recipe import ExecutorConfig
-from dataengine.stage import StageStats
+from dataengine.stage import Stage, StageStats
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ def check_error_rate(totals: list[StageStats], config: ExecutorConfig, final: bo
                 f"than executor.max_error_rate {config.max_error_rate:.0%}): the stage is broken "
                 f"(first: {last[-1] if last else 'see the log'}; traceback in the log above)"
             )
+
+
+def check_stage_bounds(stages: list[Stage], totals: list[StageStats], final: bool = False) -> None:
+    """Raise StageFailed when a stage says its totals so far must stop the build (:meth:`Stage.stop_reason`:
+    the T2S drift guard's bound, for one)."""
+    for stage, stats in zip(stages, totals, strict=True):
+        reason = stage.stop_reason(stats, final)
+        if reason:
+            raise StageFailed(f"stage {stage.name}: {reason}")
 
 
 def stage_counts(names: list[str], rejected: Counter[str], total: int) -> list[dict[str, object]]:

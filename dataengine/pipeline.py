@@ -26,7 +26,7 @@ from dataengine.cache import StageCache
 from dataengine.crashpoints import crash_point
 from dataengine.errors import one_line
 from dataengine.executors import LocalExecutor, RayExecutor
-from dataengine.health import check_error_rate, merge_stats, stage_counts
+from dataengine.health import check_error_rate, check_stage_bounds, merge_stats, stage_counts
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
@@ -34,6 +34,7 @@ from dataengine.registry import build_stages, metric_names
 from dataengine.sample import Sample
 from dataengine.sources import check_source
 from dataengine.stage import Stage, StageStats
+from dataengine.t2s.report import t2s_report
 from dataengine.tasks import make_tasks
 from dataengine.tasks.base import FormatContext, Task
 from dataengine.tasks.mixer import MixError
@@ -280,7 +281,7 @@ def build(
     staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
     summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
-    writer = _OrderedWriter(recipe, staging, summary)
+    writer = _OrderedWriter(recipe, staging, summary, [s.name for s in stages])
     bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
 
     size = batch_size(recipe, executor.workers)
@@ -289,6 +290,7 @@ def build(
         for batch, batch_stats in results:
             merge_stats(summary.stages, batch_stats)
             check_error_rate(summary.stages, recipe.executor)
+            check_stage_bounds(stages, summary.stages)
             before = len(writer.manifest.rejects)
             for sample in batch:
                 plan.arrive(sample)
@@ -302,6 +304,7 @@ def build(
             plan.finish(writer.write_kept, writer.write_reject)
     bars.close()
     check_error_rate(summary.stages, recipe.executor, final=True)
+    check_stage_bounds(stages, summary.stages, final=True)
     summary.ended = plan.ended
 
     summary.shards = writer.shards.close()
@@ -327,6 +330,8 @@ def build(
         "numerics": numerics.describe(),
         "ended": summary.ended,
     }
+    if recipe.t2s is not None:  # only then: the build.json of other recipes stays as it was
+        info["t2s"] = t2s_report(recipe, stages, writer.manifest.samples, writer.manifest.rejects)
     write_build_info(staging, info)  # the file digests and seal that `verify` checks
     publish_output(staging, out)
     summary.wall_seconds = time.perf_counter() - started
@@ -336,7 +341,7 @@ def build(
 class _OrderedWriter:
     """The ordered part: dedupe ids, format each kept sample as its task, write it (or its reject)."""
 
-    def __init__(self, recipe: Recipe, staging: Path, summary: BuildSummary) -> None:
+    def __init__(self, recipe: Recipe, staging: Path, summary: BuildSummary, stage_names: list[str]) -> None:
         self.recipe = recipe
         self.summary = summary
         self.shards = ShardWriter(
@@ -349,7 +354,7 @@ class _OrderedWriter:
             recipe.shards.max_bytes,
             unique_keys=True,
         )
-        self.manifest = ManifestWriter(staging / "manifest", metric_names())
+        self.manifest = ManifestWriter(staging / "manifest", metric_names(stage_names))
         self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
         self.seen_ids: set[str] = set()
 

@@ -94,6 +94,14 @@ class TextFilterConfig(_Section):
     min_chars: int = Field(2, ge=1)
 
 
+T2S_ENTRY = "t2s"
+"""The voice-pool backend name that stands for the text-to-semantic token path (no audio)."""
+
+TokenPath = Literal["audio", "t2s"]
+"""How a task's spoken turns get their sound tokens: ``audio`` (TTS, audio filters, tokenizer) or ``t2s``
+(the recipe's ``t2s`` model, straight from the text)."""
+
+
 class VoiceConfig(_Section):
     backend: str = "piper"
     """A registered TTS backend (:data:`dataengine.tts.base.BACKENDS`): piper, espeak, whisperspeech,
@@ -118,9 +126,16 @@ class VoiceConfig(_Section):
     def _known_backend(cls, value: str) -> str:
         from dataengine.tts.base import BACKENDS  # the backend registry (it imports this module)
 
-        if value not in BACKENDS:
-            raise ValueError(f"unknown TTS backend {value!r} (known: {', '.join(sorted(BACKENDS))})")
+        if value not in BACKENDS and value != T2S_ENTRY:
+            known = ", ".join(sorted([*BACKENDS, T2S_ENTRY]))
+            raise ValueError(f"unknown TTS backend {value!r} (known: {known})")
         return value
+
+    @property
+    def t2s(self) -> bool:
+        """A ``backend: t2s`` entry: turns drawn to it get sound tokens from the recipe's ``t2s`` model
+        (no audio) instead of a voice."""
+        return self.backend == T2S_ENTRY
 
     @property
     def name(self) -> str:
@@ -130,6 +145,16 @@ class VoiceConfig(_Section):
 
 class TTSConfig(_Section):
     voices: list[VoiceConfig] = Field(default_factory=lambda: [VoiceConfig()], min_length=1)
+
+    @property
+    def t2s_share(self) -> float:
+        """Share of the pool's weight on ``backend: t2s`` entries (turns that get T2S tokens)."""
+        total = sum(v.weight for v in self.voices)
+        return sum(v.weight for v in self.voices if v.t2s) / total
+
+    @property
+    def audio_voices(self) -> list[VoiceConfig]:
+        return [v for v in self.voices if not v.t2s]
 
 
 class AudioFilterConfig(_Section):
@@ -210,6 +235,64 @@ class TokenizerConfig(_Section):
     """Encoder precision; float16/bfloat16 run it under autocast (meant for CUDA)."""
 
 
+class DriftGuardConfig(_Section):
+    """Checks of T2S tokens: on every T2S turn from the tokens alone, and on a seeded share of them
+    against the audio path (a TTS voice + the recipe's tokenizer) run on the same text."""
+
+    fraction: float = Field(0.02, ge=0, le=1)
+    """Share of T2S turns (a seeded draw per turn) that also go through the audio path."""
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
+    """The TTS voice of the audio path (any backend but ``t2s``)."""
+    min_tokens_per_char: float = Field(0.4, ge=0)
+    max_tokens_per_char: float = Field(5.0, gt=0)
+    """T2S tokens per character of the text outside these is ``t2s_too_short`` / ``t2s_too_long`` (speech
+    at 10-20 characters per second is 1.2-2.5 tokens per character at 25 tokens/s)."""
+    max_repeat_share: float = Field(0.9, ge=0, le=1)
+    """Share of tokens equal to their predecessor above which the output is ``t2s_repeats`` (degenerate)."""
+    max_run_share: float = Field(0.5, ge=0, le=1)
+    """Longest run of one code as a share of the sequence above which it is ``t2s_repeats`` too."""
+    min_length_ratio: float = Field(0.5, ge=0)
+    max_length_ratio: float = Field(2.0, gt=0)
+    """T2S length over the audio path's length outside these is ``t2s_rate_drift``."""
+    max_edit_distance: float = Field(1.0, ge=0)
+    """Normalised edit distance (after collapsing repeats) above which the turn is ``t2s_token_drift``
+    (1.0: report only; not calibrated on real checkpoints, which cannot be downloaded here)."""
+    max_histogram_distance: float = Field(1.0, ge=0, le=1)
+    """Total-variation distance of the two code histograms above which it is ``t2s_token_drift``."""
+    max_drift_share: float = Field(0.25, ge=0, le=1)
+    """The build stops (one line, exit code 1) when more than this share of the guarded turns drift."""
+    stop_after: int = Field(20, ge=1)
+    """Guarded turns seen before the bound can stop a build early (at its end it is judged on all)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DriftGuardConfig:
+        if self.voice.t2s:
+            raise ValueError("voice: the audio path needs a TTS backend, not t2s")
+        if self.min_tokens_per_char >= self.max_tokens_per_char:
+            raise ValueError("min_tokens_per_char must be below max_tokens_per_char")
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError("min_length_ratio must be below max_length_ratio")
+        return self
+
+
+class T2SConfig(_Section):
+    """Text -> semantic tokens through WhisperSpeech's own text-to-semantic model (``whisperspeech2``)."""
+
+    model: str
+    """A T2S preset name, a local checkpoint, or a Hub reference ``org/repo:file`` (read offline from the
+    huggingface_hub cache)."""
+    temperature: float = Field(0.0, ge=0)
+    """0: greedy; above 0: sampling, seeded per turn from the recipe seed and the turn's key."""
+    top_k: int | None = Field(None, ge=1)
+    cps: float = Field(15.0, gt=0)
+    """Characters per second the model is asked to speak at (WhisperSpeech's speed input)."""
+    language: str = "en"
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?|auto)$")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    guard: DriftGuardConfig = Field(default_factory=DriftGuardConfig)
+
+
 class LongPrompts(_Section):
     """Join consecutive source prompts into one spoken turn of a drawn target length (long prompts)."""
 
@@ -239,6 +322,9 @@ class InstructionTask(_Task):
     source: SourceConfig | None = None
     """Where its prompt/response pairs come from (default: the recipe's ``source``)."""
     long_prompts: LongPrompts | None = None
+    tokens: TokenPath = Field("audio", exclude_if=lambda v: v == "audio")
+    """``t2s``: every spoken turn's tokens come from the recipe's ``t2s`` model (default ``audio``: the
+    voice pool decides, see ``backend: t2s`` entries)."""
 
 
 class TranscriptionTask(InstructionTask):
@@ -289,6 +375,8 @@ class MultiTurnTask(_Task):
     """A ``files`` or ``hf`` source with ``messages_column`` set."""
     min_user_turns: int = Field(2, ge=1)
     """Conversations with fewer user turns are rejected (``too_few_turns``)."""
+    tokens: TokenPath = Field("audio", exclude_if=lambda v: v == "audio")
+    """As for ``instruction``: ``t2s`` gives every user turn T2S tokens."""
 
     @model_validator(mode="after")
     def _conversations(self) -> MultiTurnTask:
@@ -393,6 +481,9 @@ class Recipe(_Section):
     tasks: TasksConfig = Field(default_factory=TasksConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    t2s: T2SConfig | None = Field(None, exclude_if=lambda v: v is None)
+    """The text-to-semantic token path (used by tasks with ``tokens: t2s`` and ``backend: t2s`` voices);
+    left out of the written recipe when unset, so recipes without it build exactly as before."""
 
     @field_validator("name")
     @classmethod
@@ -402,6 +493,18 @@ class Recipe(_Section):
                 "must be a plain folder name (letters, digits, '_', '-', '.'; not starting with '.')"
             )
         return name
+
+    @model_validator(mode="after")
+    def _t2s_users(self) -> Recipe:
+        users = [
+            f"tasks.{name}.tokens"
+            for name, task in self.tasks.enabled().items()
+            if getattr(task, "tokens", "audio") == "t2s"
+        ]
+        users += [f"tts.voices.{n}" for n, v in enumerate(self.tts.voices) if v.t2s]
+        if users and self.t2s is None:
+            raise ValueError(f"{users[0]} asks for T2S tokens, but the recipe has no t2s section (t2s.model)")
+        return self
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with top-level fields replaced (re-validated)."""

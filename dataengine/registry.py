@@ -10,10 +10,11 @@ finds what it needs before a build starts. A new stage is one new file plus :fun
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from dataengine.recipe import RecipeError, register_section, unregister_section
-from dataengine.sample import NOISE, ORIGINS, RECORDING, TOKENS, TTS
+from dataengine.sample import NOISE, ORIGINS, RECORDING, T2S, TOKENS, TTS
 
 if TYPE_CHECKING:
     from dataengine.cache import StageCache
@@ -27,6 +28,8 @@ _STAGES: list[str | type[Stage]] = [
     "dataengine.audio.filters:AudioFilter",
     "dataengine.audio.asr:ASRStage",
     "dataengine.tokenizer.stage:TokenizerStage",
+    "dataengine.t2s.stage:T2SStage",
+    "dataengine.t2s.guard:DriftGuardStage",
 ]
 """Stage classes (or ``module:Class`` imported on first use), in the order a sample goes through them."""
 
@@ -35,6 +38,7 @@ PROVIDED: dict[str, frozenset[str]] = {
     NOISE: frozenset({"role", "origin", "key", "text", "prefix", "voice"}),
     RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "audio"}),
     TOKENS: frozenset({"role", "origin", "key", "text", "prefix"}),
+    T2S: frozenset({"role", "origin", "key", "text", "prefix"}),
 }
 """Turn fields a spoken turn has before any stage runs, by origin (set by the source and the task)."""
 
@@ -72,11 +76,14 @@ def unregister_stage(name: str) -> None:
     _STAGES[:] = [entry for entry in _STAGES if _resolve(entry).name != name]
 
 
-def metric_names() -> list[str]:
+def metric_names(build: Collection[str] = ()) -> list[str]:
     """Every metric any registered stage writes, in pipeline order: the manifest's metric columns, the
-    same for every build (null where a stage did not run)."""
+    same for every build (null where a stage did not run), except those of ``optional_columns`` stages,
+    which count only when named in ``build`` (the stage names of the build)."""
     names: list[str] = []
     for cls in stage_classes():
+        if cls.optional_columns and cls.name not in build:
+            continue
         names += [m for m in cls.metrics if m not in names]
     return names
 

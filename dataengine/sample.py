@@ -21,10 +21,12 @@ TTS = "tts"
 NOISE = "noise"
 RECORDING = "recording"
 TOKENS = "tokens"
-ORIGINS: tuple[str, ...] = (TTS, NOISE, RECORDING, TOKENS)
+T2S = "t2s"
+ORIGINS: tuple[str, ...] = (TTS, NOISE, RECORDING, TOKENS, T2S)
 """Where a spoken turn's sound comes from: spoken by a TTS voice, a noise clip (synthetic or a packaged
-recording), a real recording (its transcript, if any, in ``text``), or sound tokens drawn directly
-(no audio; stages that need audio skip it)."""
+recording), a real recording (its transcript, if any, in ``text``), sound tokens drawn directly
+(no audio; stages that need audio skip it), or sound tokens a text-to-semantic model made from the
+turn's text (no audio either: :mod:`dataengine.t2s`)."""
 
 
 @dataclass

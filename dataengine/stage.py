@@ -103,6 +103,9 @@ class Stage(ABC):
     metrics: tuple[str, ...] = ()
     """Metric keys it writes into ``turn.metrics`` (one manifest column each)."""
     reject_reasons: tuple[str, ...] = ()
+    optional_columns: bool = False
+    """True: its metrics get manifest columns only in builds that run it (a stage most recipes leave out,
+    so their manifests stay as they were)."""
     cacheable: bool = False
     reads: tuple[str, ...] = ()
     """Turn fields its output depends on (also checked against earlier stages' ``writes``)."""
@@ -148,6 +151,11 @@ class Stage(ABC):
         failed = self.failures(unit)
         if failed:
             unit.drop(self.name, failed[0][0], failed[0][1])
+
+    def stop_reason(self, stats: StageStats, final: bool) -> str | None:
+        """Why the build must stop, from this stage's totals so far (``final``: at the build's end), or
+        None. Default: never (the executor's error-rate bound applies to every stage anyway)."""
+        return None
 
     def cache_settings(self) -> object:
         """The settings that change what :meth:`process` computes (not thresholds used by ``judge``)."""

@@ -34,7 +34,14 @@ def make_tasks(recipe: Recipe) -> dict[str, Task]:
 
 def task_origins(recipe: Recipe) -> tuple[str, ...]:
     """The spoken-turn origins the recipe's tasks make."""
+    from dataengine.sample import T2S, TTS
+
     found: list[str] = []
-    for name in recipe.tasks.enabled():
-        found += [o for o in task_class(name).origins if o not in found]
+    for name, config in recipe.tasks.enabled().items():
+        origins = list(task_class(name).origins)
+        if TTS in origins and (getattr(config, "tokens", "audio") == "t2s" or recipe.tts.t2s_share > 0):
+            if getattr(config, "tokens", "audio") == "t2s" or recipe.tts.t2s_share == 1:
+                origins.remove(TTS)  # every spoken turn of the task is T2S
+            origins.append(T2S)
+        found += [o for o in origins if o not in found]
     return tuple(found)

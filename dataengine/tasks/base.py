@@ -19,7 +19,7 @@ import numpy as np
 
 from dataengine.hashing import unit_draw
 from dataengine.recipe import Recipe
-from dataengine.sample import RECORDING, TTS, Sample
+from dataengine.sample import RECORDING, T2S, TTS, Sample
 
 
 @dataclass
@@ -37,7 +37,7 @@ class FormatContext:
     def record(self, sample: Sample) -> None:
         """Count the spoken prompts (TTS turns and recordings) of a written sample."""
         for turn in sample.turns:
-            if turn.origin in (TTS, RECORDING) and turn.tokens is not None:
+            if turn.origin in (TTS, RECORDING, T2S) and turn.tokens is not None:
                 self.lengths[min(len(turn.tokens), self.max_sound_tokens)] += 1
 
     def draw_length(self, fallback: tuple[int, int], *parts: object) -> int:
@@ -77,6 +77,14 @@ class Task(ABC):
         """What :meth:`samples` does to rows, as text: tasks with equal preparation and source share one
         stream of samples (each kept sample then becomes one of them)."""
         return self.name
+
+    def spoken_origin(self, key: str) -> str:
+        """The origin of a spoken turn this task makes: T2S when the task's ``tokens`` is ``t2s``, or when
+        the turn's seeded draw lands on the voice pool's ``backend: t2s`` entries (by weight); else TTS."""
+        if getattr(self.config, "tokens", "audio") == "t2s":
+            return T2S
+        share = self.recipe.tts.t2s_share
+        return T2S if share > 0 and unit_draw(self.recipe.seed, "t2s", key) < share else TTS
 
     def stream_key(self) -> str:
         source = "" if self.generates else json.dumps(self.source.model_dump(mode="json"), sort_keys=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from dataengine.sample import TTS, Sample
+from dataengine.sample import Sample
 from dataengine.tasks.base import Task
 from dataengine.tasks.long_prompts import join_pairs
 
@@ -17,7 +17,8 @@ class InstructionTask(Task):
 
     def preparation(self) -> str:
         long = self.config.long_prompts
-        return "spoken_pair" + (f":{json.dumps(long.model_dump(), sort_keys=True)}" if long else "")
+        tokens = ":t2s" if self.config.tokens == "t2s" else ""
+        return "spoken_pair" + (f":{json.dumps(long.model_dump(), sort_keys=True)}" if long else "") + tokens
 
     def samples(self, rows: Iterator[Sample] | None) -> Iterator[Sample]:
         assert rows is not None
@@ -31,5 +32,5 @@ class InstructionTask(Task):
                 )
             if sample.kept:
                 user = sample.turns[0]
-                user.origin, user.key = TTS, sample.id
+                user.origin, user.key = self.spoken_origin(sample.id), sample.id
             yield sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dataengine.sample import TTS, USER, Sample
+from dataengine.sample import USER, Sample
 from dataengine.tasks.base import Task
 
 
@@ -15,7 +15,7 @@ class MultiTurnTask(Task):
     name = "multi_turn"
 
     def preparation(self) -> str:
-        return f"multi_turn:{self.config.min_user_turns}"
+        return f"multi_turn:{self.config.min_user_turns}" + (":t2s" if self.config.tokens == "t2s" else "")
 
     def samples(self, rows: Iterator[Sample] | None) -> Iterator[Sample]:
         assert rows is not None
@@ -28,5 +28,6 @@ class MultiTurnTask(Task):
                 else:
                     for n, turn in enumerate(sample.turns):
                         if turn.role == USER:
-                            turn.origin, turn.key = TTS, f"{sample.id}-t{n}"
+                            turn.key = f"{sample.id}-t{n}"
+                            turn.origin = self.spoken_origin(turn.key)
             yield sample

@@ -9,7 +9,7 @@ import re
 import unicodedata
 
 from dataengine.recipe import Recipe, TextFilterConfig
-from dataengine.sample import TTS, Unit
+from dataengine.sample import T2S, TTS, Unit
 from dataengine.stage import TurnStage
 
 TOKENS_PER_SECOND = 25
@@ -92,7 +92,7 @@ class TextFilter(TurnStage):
     name = "text_filters"
     section = "text_filters"
     config_model = TextFilterConfig
-    origins = (TTS,)
+    origins = (TTS, T2S)  # text checks: a T2S turn speaks its text too
     metrics = ("est_sound_tokens",)
     reject_reasons = TEXT_REJECT_REASONS
     reads = ("text",)

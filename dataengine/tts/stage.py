@@ -43,7 +43,7 @@ class TTSStage(TurnStage):
     def code_modules(self) -> tuple[str, ...]:  # type: ignore[override]
         """The interface, the pool expansion, the modules of the backends the voice pool uses, resampling
         and the voice draw."""
-        backends = sorted({backend_module(voice.backend) for voice in self.config.voices})
+        backends = sorted({backend_module(voice.backend) for voice in self.config.audio_voices})
         return (
             "dataengine.tts.base",
             "dataengine.tts.pool",
@@ -56,12 +56,15 @@ class TTSStage(TurnStage):
     def __init__(self, config: TTSConfig | None = None, seed: int = 0) -> None:
         self.config = config or TTSConfig()
         self.seed = seed
-        self.voices = expand_voices(self.config.voices, seed)
-        """The pool samples draw from: the recipe's entries, each expanded by its backend."""
+        self.voices = expand_voices(self.config.audio_voices, seed)
+        """The pool samples draw from: the recipe's entries (``backend: t2s`` ones aside: their turns get
+        T2S tokens, not audio), each expanded by its backend."""
         self.backends: dict[str, TTSBackend] = {}
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe) -> TTSStage:
+    def from_recipe(cls, recipe: Recipe) -> TTSStage | None:
+        if not recipe.tts.audio_voices:
+            return None  # a pool of t2s entries only: no turn is spoken by TTS
         return cls(recipe.tts, recipe.seed)
 
     def __getstate__(self) -> dict[str, object]:
@@ -71,6 +74,8 @@ class TTSStage(TurnStage):
         """Every voice of every entry (a ``draw:N`` entry's N speakers too) can be built (package, voice
         files, model name) and passes its backend's check."""
         for n, entry in enumerate(self.config.voices):
+            if entry.t2s:
+                continue
             try:
                 for voice in expand_entry(entry, self.seed):
                     make_backend(voice).check()

@@ -1,0 +1,59 @@
+"""What a T2S build says about its T2S turns, for ``build.json`` and the card: the stages they skipped
+(those that need audio), the checks that stand in for them, and the distribution of every T2S figure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dataengine.recipe import Recipe
+from dataengine.sample import T2S, TTS
+from dataengine.stage import Stage
+
+QUANTILES = (10, 50, 90)
+
+
+def distribution(values: list[float]) -> dict[str, float | int]:
+    """Count, min, p10/p50/p90, max and mean, rounded (an empty list: count 0 only)."""
+    if not values:
+        return {"n": 0}
+    array = np.asarray(values, dtype=np.float64)
+    figures: dict[str, float | int] = {"n": int(array.size), "min": float(array.min())}
+    figures |= {f"p{q}": float(np.percentile(array, q)) for q in QUANTILES}
+    figures |= {"max": float(array.max()), "mean": float(array.mean())}
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def t2s_report(
+    recipe: Recipe, stages: list[Stage], samples: list[dict[str, Any]], rejects: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``t2s`` entry of ``build.json`` (from the manifest rows: the first spoken turn's metrics)."""
+    from dataengine.t2s.guard import DriftGuardStage
+    from dataengine.t2s.stage import T2SStage
+
+    assert recipe.t2s is not None
+    rows = [r for r in (*samples, *rejects) if r.get("origin") == T2S]
+    reasons: dict[str, int] = {}
+    for row in rejects:
+        if row.get("origin") == T2S:
+            key = f"{row['stage']}/{row['reason']}"
+            reasons[key] = reasons.get(key, 0) + 1
+    figures = {
+        metric: distribution([r[metric] for r in rows if r.get(metric) is not None])
+        for metric in (*T2SStage.metrics, *DriftGuardStage.metrics)
+    }
+    return {
+        "model": recipe.t2s.model,
+        "tokenizer": recipe.tokenizer.checkpoint,
+        "sampling": "greedy"
+        if recipe.t2s.temperature == 0
+        else f"T={recipe.t2s.temperature:g}, top_k={recipe.t2s.top_k}, seeded per turn",
+        "guard_fraction": recipe.t2s.guard.fraction,
+        "guard_voice": recipe.t2s.guard.voice.name,
+        "kept": sum(1 for r in samples if r.get("origin") == T2S),
+        "rejected": dict(sorted(reasons.items())),
+        "skipped_stages": [s.name for s in stages if TTS in s.origins and T2S not in s.origins],
+        "checks_instead": [*T2SStage.reject_reasons, *DriftGuardStage.reject_reasons],
+        "figures": figures,
+    }
