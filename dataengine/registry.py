@@ -117,8 +117,11 @@ def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]
     cacheable ones wrapped by ``cache``. Each is picklable and loads its model in ``setup``."""
     from dataengine.tasks import task_origins
 
+    origins = task_origins(recipe)
     stages = [stage for cls in stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
-    check_order(stages, task_origins(recipe))
+    if recipe.t2s is not None:  # no model loads for turns that never come: a T2S-only build loads no voice
+        stages = [stage for stage in stages if set(stage.origins) & set(origins)]
+    check_order(stages, origins)
     if cache is None:
         return stages
     from dataengine.cache import CachedStage

@@ -27,8 +27,15 @@ NOT_DECIDING = {
 
 RECIPE = {
     "name": "keys",
-    "tts": {"voices": [{"backend": "piper", "voice": "joe-us"}, {"backend": "espeak", "voice": "en-us"}]},
+    "tts": {
+        "voices": [
+            {"backend": "piper", "voice": "joe-us"},
+            {"backend": "espeak", "voice": "en-us"},
+            {"backend": "t2s"},  # some turns take the T2S path: its stage and the drift guard are built
+        ]
+    },
     "asr": {"model": "tiny.en"},
+    "t2s": {"model": "t2s.model"},
 }
 
 

@@ -25,6 +25,17 @@ def distribution(values: list[float]) -> dict[str, float | int]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
 
 
+def skipped_stages(recipe: Recipe) -> list[str]:
+    """The recipe's stages that work on spoken TTS turns but not on T2S turns (they need audio)."""
+    from dataengine.registry import stage_classes
+
+    return [
+        cls.name
+        for cls in stage_classes()
+        if TTS in cls.origins and T2S not in cls.origins and cls.from_recipe(recipe) is not None
+    ]
+
+
 def t2s_report(
     recipe: Recipe, stages: list[Stage], samples: list[dict[str, Any]], rejects: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -53,7 +64,7 @@ def t2s_report(
         "guard_voice": recipe.t2s.guard.voice.name,
         "kept": sum(1 for r in samples if r.get("origin") == T2S),
         "rejected": dict(sorted(reasons.items())),
-        "skipped_stages": [s.name for s in stages if TTS in s.origins and T2S not in s.origins],
+        "skipped_stages": skipped_stages(recipe),
         "checks_instead": [*T2SStage.reject_reasons, *DriftGuardStage.reject_reasons],
         "figures": figures,
     }

@@ -41,7 +41,15 @@ class T2SStage(Stage):
     cacheable = True
     reads = ("key", "text")
     writes = ("tokens", "voice")
-    code_modules = ("dataengine.t2s.model", "dataengine.t2s.drift")
+    code_modules = (
+        "dataengine.t2s.model",
+        "dataengine.t2s.drift",
+        "dataengine.tokenizer.whispervq",  # the device and dtype helpers; the codebook the check reads
+        "dataengine.tokenizer.whisper_encoder",
+        "dataengine.tokenizer.ct2_whisper",
+        "dataengine.tokenizer.presets",
+        "dataengine.tokenizer.errors",
+    )
     packages = ("torch", "numpy", "whisperspeech2")
 
     def __init__(self, config: T2SConfig, seed: int, tokenizer: str, max_sound_tokens: int) -> None:
