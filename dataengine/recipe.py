@@ -632,4 +632,14 @@ def _resolve_paths(recipe: Recipe, recipe_path: Path) -> Recipe:
     if ckpt not in PRESETS and ":" not in ckpt and not Path(ckpt).is_file():
         raise RecipeError(f"{recipe_path}: tokenizer.checkpoint: file not found: {ckpt}")
     tok = tok.model_copy(update={"checkpoint": ckpt})
-    return recipe.model_copy(update={"source": source, "tasks": tasks, "tokenizer": tok})
+    t2s = recipe.t2s
+    if t2s is not None:
+        from dataengine.t2s.presets import T2S_PRESETS  # names only: nothing heavy
+
+        model = t2s.model
+        if model not in T2S_PRESETS and ":" not in model:
+            model = model if Path(model).is_absolute() else str(base / model)
+            if not Path(model).is_file():
+                raise RecipeError(f"{recipe_path}: t2s.model: file not found: {model}")
+        t2s = t2s.model_copy(update={"model": model})
+    return recipe.model_copy(update={"source": source, "tasks": tasks, "tokenizer": tok, "t2s": t2s})

@@ -195,6 +195,27 @@ def test_recipe_t2s_settings(tmp_path: Path) -> None:
     path.write_text("name: x\nt2s: {model: m, guard: {voice: {backend: t2s}}}\n", encoding="utf-8")
     with pytest.raises(RecipeError, match="t2s.guard: .*needs a TTS backend"):
         load_recipe(path)
+    path.write_text("name: x\nt2s: {model: missing.model}\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match="t2s.model: file not found: .*missing.model"):
+        load_recipe(path)
+    (tmp_path / "here.model").write_bytes(b"")
+    path.write_text("name: x\nt2s: {model: here.model}\n", encoding="utf-8")
+    assert load_recipe(path).t2s.model == str(tmp_path / "here.model")  # against the recipe's folder
+    path.write_text("name: x\nt2s: {model: t2s-v1.9-medium-7lang}\n", encoding="utf-8")
+    assert load_recipe(path).t2s.model == "t2s-v1.9-medium-7lang"  # a preset stays a name
+    multi = {
+        "share": 1.0,
+        "tokens": "t2s",
+        "source": {"kind": "files", "paths": ["x"], "messages_column": "m"},
+    }
+    from dataengine.tasks import make_tasks
+
+    task = make_tasks(
+        Recipe.model_validate({"name": "x", "t2s": {"model": "m"}, "tasks": {"multi_turn": multi}})
+    )
+    assert (
+        task["multi_turn"].preparation().endswith(":t2s") and task["multi_turn"].spoken_origin("k") == "t2s"
+    )
 
 
 # --- builds ----------------------------------------------------------------------------------------
@@ -299,6 +320,23 @@ def test_guard_rejects_tokens_far_from_the_audio_path_and_stops(
     with pytest.raises(StageFailed, match=r"t2s_guard: the T2S drift guard rejected 3 of 3 guarded turns"):
         build(stopped, tmp_path / "out2", progress=False, cache=cache)
     assert not (tmp_path / "out2" / "build.json").exists()  # no build was published
+
+
+def test_a_text_longer_than_the_model_reads_is_a_reject(models: dict[str, Path]) -> None:
+    from dataengine.sample import T2S, Sample
+    from dataengine.stage import StageStats
+    from dataengine.t2s.stage import T2SStage
+
+    stage = T2SStage.from_recipe(t2s_recipe(str(models["normal"])))
+    assert stage is not None
+    long, short = (
+        Sample.pair(f"s{n}", n, text, "answer") for n, text in enumerate(["word " * 60, "Hi there."])
+    )
+    for sample in (long, short):
+        sample.turns[0].origin, sample.turns[0].key = T2S, sample.id
+    stage([long, short], StageStats("t2s"))
+    assert long.reject is not None and (long.reject.reason, long.reject.value) == ("t2s_text_too_long", 299.0)  # stripped, as T2S reads it
+    assert short.turns[0].tokens is not None and short.turns[0].voice.startswith("t2s:")
 
 
 def test_build_refuses_other_token_space(models: dict[str, Path], tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ class T2SStage(Stage):
     writes = ("tokens", "voice")
     code_modules = (
         "dataengine.t2s.model",
+        "dataengine.t2s.presets",
         "dataengine.t2s.drift",
         "dataengine.tokenizer.whispervq",  # the device and dtype helpers; the codebook the check reads
         "dataengine.tokenizer.whisper_encoder",
