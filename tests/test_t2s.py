@@ -335,7 +335,8 @@ def test_a_text_longer_than_the_model_reads_is_a_reject(models: dict[str, Path])
     for sample in (long, short):
         sample.turns[0].origin, sample.turns[0].key = T2S, sample.id
     stage([long, short], StageStats("t2s"))
-    assert long.reject is not None and (long.reject.reason, long.reject.value) == ("t2s_text_too_long", 299.0)  # stripped, as T2S reads it
+    assert long.reject is not None  # 299 bytes: the text is stripped, as T2S reads it
+    assert (long.reject.reason, long.reject.value) == ("t2s_text_too_long", 299.0)
     assert short.turns[0].tokens is not None and short.turns[0].voice.startswith("t2s:")
 
 
