@@ -331,7 +331,7 @@ def build(
         "ended": summary.ended,
     }
     if recipe.t2s is not None:  # only then: the build.json of other recipes stays as it was
-        info["t2s"] = t2s_report(recipe, stages, writer.manifest.samples, writer.manifest.rejects)
+        info["t2s"] = t2s_report(recipe, writer.manifest.samples, writer.manifest.rejects)
     write_build_info(staging, info)  # the file digests and seal that `verify` checks
     publish_output(staging, out)
     summary.wall_seconds = time.perf_counter() - started

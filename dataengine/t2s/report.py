@@ -9,7 +9,6 @@ import numpy as np
 
 from dataengine.recipe import Recipe
 from dataengine.sample import T2S, TTS
-from dataengine.stage import Stage
 
 QUANTILES = (10, 50, 90)
 
@@ -37,7 +36,7 @@ def skipped_stages(recipe: Recipe) -> list[str]:
 
 
 def t2s_report(
-    recipe: Recipe, stages: list[Stage], samples: list[dict[str, Any]], rejects: list[dict[str, Any]]
+    recipe: Recipe, samples: list[dict[str, Any]], rejects: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The ``t2s`` entry of ``build.json`` (from the manifest rows: the first spoken turn's metrics)."""
     from dataengine.t2s.guard import DriftGuardStage
