@@ -134,7 +134,9 @@ def test_generation_is_the_library_model_and_deterministic(models: dict[str, Pat
     alone = [model.generate([t], [s], temperature=1.0)[0] for t, s in zip(texts, seeds, strict=True)]
     for one, other in zip(batch, alone, strict=True):  # a row's tokens do not depend on its batch
         np.testing.assert_array_equal(one.tokens, other.tokens)
-    assert all(0 < len(g.tokens) < model.max_tokens and not g.cut_off for g in batch)
+    assert all(len(g.tokens) < model.max_tokens and not g.cut_off for g in batch) and any(
+        len(g.tokens) for g in batch
+    )
     assert all(g.tokens.max() < 513 for g in batch)  # ids of the tokenizer's codebook (+ mask code)
     reseeded = model.generate(texts, [s + 1 for s in seeds], temperature=1.0)
     assert any(not np.array_equal(a.tokens, b.tokens) for a, b in zip(batch, reseeded, strict=True))
@@ -338,6 +340,26 @@ def test_a_text_longer_than_the_model_reads_is_a_reject(models: dict[str, Path])
     assert long.reject is not None  # 299 bytes: the text is stripped, as T2S reads it
     assert (long.reject.reason, long.reject.value) == ("t2s_text_too_long", 299.0)
     assert short.turns[0].tokens is not None and short.turns[0].voice.startswith("t2s:")
+
+
+def test_t2s_build_bytes_do_not_depend_on_batching(models: dict[str, Path], tmp_path: Path) -> None:
+    """Same recipe and seed -> the same shards and manifest, whether turns run 1 or 4 to a batch."""
+    import hashlib
+
+    digests = []
+    for n, size in enumerate((1, 4)):
+        recipe = t2s_recipe(str(models["normal"]), limit=4, guard={"min_tokens_per_char": 0.01})
+        recipe = recipe.with_overrides(
+            executor={"batch_size": size}, t2s={**recipe.t2s.model_dump(), "batch_size": size}
+        )
+        build(recipe, tmp_path / f"out{n}", progress=False)
+        files = sorted(
+            p
+            for p in (tmp_path / f"out{n}").rglob("*")
+            if p.is_file() and p.parent.name in ("shards", "manifest")
+        )
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
+    assert digests[0] == digests[1] and any(name.endswith(".tar") for name in digests[0])
 
 
 def test_build_refuses_other_token_space(models: dict[str, Path], tmp_path: Path) -> None:
