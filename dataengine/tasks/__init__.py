@@ -18,8 +18,9 @@ TASKS: dict[str, str] = {
     "noise_refusal": "dataengine.tasks.noise_refusal:NoiseRefusalTask",
     "multi_turn": "dataengine.tasks.multi_turn:MultiTurnTask",
     "text_only": "dataengine.tasks.text_only:TextOnlyTask",
+    "pretrain": "dataengine.tasks.pretrain:PretrainTask",
 }
-"""Task name (the key under ``tasks:``) -> ``module:Class``. A later issue adds ``pretrain``."""
+"""Task name (the key under ``tasks:``) -> ``module:Class``."""
 
 
 def task_class(name: str) -> type[Task]:
@@ -35,6 +36,6 @@ def make_tasks(recipe: Recipe) -> dict[str, Task]:
 def task_origins(recipe: Recipe) -> tuple[str, ...]:
     """The spoken-turn origins the recipe's tasks make."""
     found: list[str] = []
-    for name in recipe.tasks.enabled():
-        found += [o for o in task_class(name).origins if o not in found]
+    for name, task in make_tasks(recipe).items():
+        found += [o for o in task.spoken_origins() if o not in found]
     return tuple(found)
