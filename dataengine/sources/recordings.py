@@ -303,9 +303,12 @@ def check_recordings(config: RecordingsSource) -> None:
     if layout in ("jsonl", "lhotse") and not config.path.is_file():
         raise SettingError("source.path", f"{config.path}: the {layout} layout needs a manifest file")
     try:
-        next(recording_rows(config), None)
+        first = next(recording_rows(config), None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SettingError("source.path", f"{config.path}: {one_line(exc)}") from None
+    if first is None:
+        what = f"no audio files ({', '.join(config.extensions)})" if layout == "folder" else "no rows"
+        raise SettingError("source.path", f"{config.path}: {what}")
 
 
 # ---- rows -> samples ------------------------------------------------------------------------------------
