@@ -102,6 +102,9 @@ class SegmentConfig(_Section):
     """Non-speech at least this long counts as a pause where a segment may end."""
     edge_pad_s: float = Field(0.2, ge=0)
     """Silence kept before the first and after the last speech frame when edges are trimmed."""
+    words_model: str = "tiny.en"
+    """ASR model whose word timestamps give the segments of a long recording their words of its
+    transcript (``tiny.en``, ``base`` or a CTranslate2 folder); ``none``: such segments get no text."""
 
     @model_validator(mode="after")
     def _bounds(self) -> SegmentConfig:

@@ -221,32 +221,43 @@ def test_bad_files_become_reject_rows_with_the_path_and_the_decoders_message(tmp
         check_recordings(RecordingsSource(kind="recordings", path=tmp_path / "none"))
 
 
-def test_long_recordings_split_at_pauses_within_bounds_with_ids_from_the_start(
+def test_long_recordings_split_at_pauses_within_bounds_with_ids_from_the_start_and_their_words(
     tmp_path: Path, prompts
 ) -> None:  # noqa: ANN001
+    """Twice the six prompts with 0.7 s pauses (~23 s) and one transcript for the whole recording: the
+    segments start and end in pauses, and split the transcript's words in order, each word once."""
     gap = np.zeros(int(0.7 * SR), np.float32)
-    parts = [gap]
-    for _ in range(4):
-        for _, audio, _ in prompts:
+    parts, words, starts_at = [gap], [], []
+    for _ in range(2):
+        for _, audio, text in prompts:
+            starts_at.append(text.split()[0])
             parts += [audio, gap]
+            words.append(text)
     long = np.concatenate(parts)
     sf.write(tmp_path / "book.wav", long, SR)
+    (tmp_path / "book.trans.txt").write_text("book " + " ".join(words) + "\n")
     config = {
         "path": str(tmp_path),
-        "segment": {"min_s": 4, "max_s": 10, "min_pause_s": 0.3, "edge_pad_s": 0.2},
+        "segment": {"min_s": 3, "max_s": 8, "min_pause_s": 0.3, "edge_pad_s": 0.2},
     }
     segments = rows_of(**config)
-    assert len(segments) >= len(long) / SR / 10
+    assert len(segments) >= len(long) / SR / 8
     starts = [int(s.id.rsplit("-", 1)[1]) for s in segments]
     assert starts == sorted(starts) and all(s.id.startswith("book-") for s in segments)
     for sample in segments:
-        assert 0.5 <= sample.turns[0].duration_s <= 10 + 0.4 + 0.1 and sample.turns[0].text == ""
-    silent = np.abs(long) < 1e-4  # every segment starts and ends inside a gap (never inside speech)
+        assert 0.5 <= sample.turns[0].duration_s <= 8 + 0.4 + 0.1
+    silent = np.abs(long) < 1e-4  # every segment starts and ends inside a pause (never inside speech)
     for start_ms, sample in zip(starts, segments, strict=True):
         first, last = start_ms * SR // 1000, start_ms * SR // 1000 + len(sample.turns[0].audio) - 1
         assert silent[min(first, len(long) - 1)] or first == 0
         assert silent[min(last, len(long) - 1)]
-    assert [s.id for s in rows_of(**config)] == [s.id for s in segments]  # deterministic
+    texts = [s.turns[0].text for s in segments]
+    assert " ".join(t for t in texts if t).split() == " ".join(words).split()  # every word once, in order
+    begins = sum(t.split()[0] in starts_at for t in texts if t)  # segments begin where a prompt begins
+    assert begins >= len(segments) - 1, texts
+    again = rows_of(**{**config, "segment": {**config["segment"], "words_model": "none"}})
+    assert [s.id for s in again] == [s.id for s in segments]  # deterministic cuts
+    assert all(s.turns[0].text == "" for s in again)  # no word timings: segments say nothing
 
 
 def test_plan_cuts_forces_a_cut_only_where_there_is_no_pause() -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dataengine.audio.decode import DecodeError, decode_recording
 from dataengine.audio.segment import cut_recording
 from dataengine.audio.vad import SileroVAD
@@ -299,6 +301,13 @@ def check_recordings(config: RecordingsSource) -> None:
         raise SettingError("source.path", f"{config.path}: no such file or folder")
     if config.transcripts is not None and not config.transcripts.is_file():
         raise SettingError("source.transcripts", f"{config.transcripts}: no such file")
+    if config.segment is not None and config.segment.words_model != "none":
+        from dataengine.audio.asr import check_model
+
+        try:
+            check_model(config.segment.words_model)
+        except (ValueError, ImportError) as exc:
+            raise SettingError("source.segment.words_model", one_line(exc)) from None
     layout = detect_layout(config)
     if layout in ("jsonl", "lhotse") and not config.path.is_file():
         raise SettingError("source.path", f"{config.path}: the {layout} layout needs a manifest file")
@@ -325,6 +334,7 @@ class _Segmenter:
         self.trim, self.split = trim, segment is not None
         self.segment = segment or SegmentConfig()
         self.vad = SileroVAD()
+        self._asr = None
 
     def samples(self, row: RecordingRow) -> Iterator[Sample]:
         if row.problem is not None:
@@ -346,15 +356,29 @@ class _Segmenter:
             return
         cuts = cut_recording(audio, self.vad, self.segment, self.trim, self.split)
         several = len(cuts.spans) > 1
-        for start, end in cuts.spans:
+        texts = self._segment_texts(row.text, audio, cuts.spans) if several else [row.text]
+        for (start, end), text in zip(cuts.spans, texts, strict=True):
             sample_id = f"{row.id}-{round(start * 1000 / AUDIO_SAMPLE_RATE):08d}" if several else row.id
-            # a whole-recording transcript cannot be split without word timings: segments get none
-            text = "" if several else row.text
             voice = f"recording:{row.speaker}" if row.speaker else "recording"
             user = Turn(
                 USER, text, origin=RECORDING, key=sample_id, voice=voice, audio=audio[start:end].copy()
             )
+            # a spoken question's answer belongs to the whole recording: a segment has none
             yield Sample(sample_id, 0, self.source, [user, Turn(ASSISTANT, "" if several else row.answer)])
+
+    def _segment_texts(self, text: str, audio: np.ndarray, spans: list[tuple[int, int]]) -> list[str]:
+        """Each segment's words of the whole-recording transcript (word timestamps of
+        ``segment.words_model``); empty texts without a transcript, with ``none``, or when no word aligns."""
+        model = self.segment.words_model
+        if not text.strip() or model == "none":
+            return [""] * len(spans)
+        from dataengine.audio.align import assign_words, word_times
+        from dataengine.audio.asr import WhisperASR
+
+        if self._asr is None:
+            self._asr = WhisperASR(model, cpu_threads=1)
+        seconds = [(a / AUDIO_SAMPLE_RATE, b / AUDIO_SAMPLE_RATE) for a, b in spans]
+        return assign_words(text, word_times(self._asr, audio), seconds) or [""] * len(spans)
 
 
 def iter_recordings(config: RecordingsSource) -> Iterator[Sample]:

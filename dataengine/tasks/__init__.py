@@ -36,6 +36,6 @@ def make_tasks(recipe: Recipe) -> dict[str, Task]:
 def task_origins(recipe: Recipe) -> tuple[str, ...]:
     """The spoken-turn origins the recipe's tasks make."""
     found: list[str] = []
-    for name, task in make_tasks(recipe).items():
+    for task in make_tasks(recipe).values():
         found += [o for o in task.spoken_origins() if o not in found]
     return tuple(found)
