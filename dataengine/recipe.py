@@ -259,7 +259,8 @@ class AudioFilterConfig(_Section):
     max_edge_silence_s: float = Field(2.0, gt=0)
     """Leading or trailing non-speech longer than this is ``silence``."""
     max_silence_fraction: float = Field(0.8, ge=0, le=1)
-    """Share of all frames that are not speech."""
+    """Share of the time between the first and the last speech frame that is not speech (the edges are
+    judged by ``max_edge_silence_s``; ``silence_fraction``, over the whole clip, is the measured metric)."""
     max_clipping_ratio: float = Field(1e-3, ge=0, le=1)
     """Share of samples at 99 % of the clip's peak or above."""
 

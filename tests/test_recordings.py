@@ -316,3 +316,20 @@ def test_librispeech_and_audiofolder_build_into_pretrain_and_transcription_and_s
     }
     assert ids and ids <= kept_ids
     assert (out / "epoch_3").is_dir()
+
+
+@needs_allison
+def test_a_single_real_word_with_silence_around_it_is_kept_not_silence(prompts) -> None:  # noqa: ANN001
+    """Regression (issue 14): a clean word in the middle of a 4 s recording was ``silence`` because the
+    silence fraction counted the leading and trailing silence that ``max_edge_silence_s`` bounds."""
+    from dataengine.audio.filters import check_audio
+    from dataengine.recipe import AudioFilterConfig
+
+    word = prompts[4][1]  # "Cancelled.", cut to where it sounds
+    loud = np.flatnonzero(np.abs(word) > 1e-2)
+    word = word[loud[0] : loud[-1] + 1]
+    pad = np.zeros(int(1.6 * SR), np.float32)
+    config = AudioFilterConfig(max_silence_fraction=0.6)
+    metrics, reasons = check_audio(np.concatenate([pad, word, pad]), config)
+    assert metrics["silence_fraction"] > config.max_silence_fraction  # the whole clip is mostly silence...
+    assert "silence" not in [r for r, _ in reasons]  # ...but its edges are bounded on their own
