@@ -27,7 +27,7 @@ from dataengine.cache import StageCache
 from dataengine.pipeline import build
 from dataengine.recipe import Recipe, RecordingsSource, SegmentConfig, SettingError
 from dataengine.sources import check_source, iter_rows
-from dataengine.sources.recordings import check_recordings
+from dataengine.sources.recordings import check_recordings, recording_rows
 
 ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -57,7 +57,7 @@ def prompts() -> list[tuple[str, np.ndarray, str]]:
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory, prompts) -> dict[str, Path]:  # noqa: ANN001
     """The same six prompts in LibriSpeech layout (+ a transcript line naming no file) and in 🤗
-    audiofolder layout (``metadata.csv``, MP3 files)."""
+    audiofolder layout (``metadata.csv``)."""
     root = tmp_path_factory.mktemp("corpora")
     libri = root / "libri" / "19" / "198"
     libri.mkdir(parents=True)
@@ -70,8 +70,10 @@ def corpora(tmp_path_factory: pytest.TempPathFactory, prompts) -> dict[str, Path
     (folder / "data").mkdir(parents=True)
     rows = ["file_name,transcription"]
     for stem, audio, text in prompts:
-        sf.write(folder / "data" / f"{stem}.mp3", audio, SR, format="MP3")
-        rows.append(f'data/{stem}.mp3,"{text}"')
+        sf.write(
+            folder / "data" / f"{stem}.flac", audio, SR
+        )  # the same audio: the second build hits the cache
+        rows.append(f'data/{stem}.flac,"{text}"')
     (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
     return {"libri": root / "libri", "audiofolder": folder}
 
@@ -333,3 +335,29 @@ def test_a_single_real_word_with_silence_around_it_is_kept_not_silence(prompts) 
     metrics, reasons = check_audio(np.concatenate([pad, word, pad]), config)
     assert metrics["silence_fraction"] > config.max_silence_fraction  # the whole clip is mostly silence...
     assert "silence" not in [r for r, _ in reasons]  # ...but its edges are bounded on their own
+
+
+def test_a_folder_of_a_thousand_files_streams_in_flat_memory(tmp_path: Path) -> None:
+    """The source holds one folder's entries and one recording at a time: the peak of Python allocations
+    over 1,000 files is that of 100 (within a margin), not ten times it."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(int(0.05 * SR))).astype(np.float32)
+    for n in range(1000):
+        folder = tmp_path / f"{n // 100:02d}"
+        folder.mkdir(exist_ok=True)
+        sf.write(folder / f"{n:04d}.wav", clip, SR)
+
+    def peak(path: Path) -> tuple[int, int]:  # the walk and the rows (decoding is per file, bounded)
+        source = RecordingsSource(kind="recordings", path=path, trim_edges=False, segment=None)
+        tracemalloc.start()
+        count = sum(1 for _ in recording_rows(source))
+        high = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return count, high
+
+    small_count, small_peak = peak(tmp_path / "00")
+    big_count, big_peak = peak(tmp_path)
+    assert (small_count, big_count) == (100, 1000)
+    assert big_peak < 1.5 * small_peak + 256 * 1024, (small_peak, big_peak)
