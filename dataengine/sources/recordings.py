@@ -36,8 +36,7 @@ from dataengine.sources.rows import safe_id
 
 TEXT_COLUMNS = ("text", "transcription", "sentence", "transcript", "normalized_text")
 """Transcript columns tried in order when ``text_column`` is unset."""
-RECORDING_REASONS = ("bad_row",)
-_csv_limit = csv.field_size_limit(1 << 24)
+csv.field_size_limit(1 << 24)  # long transcripts in one cell (the default is 128 kB)
 
 
 @dataclass
