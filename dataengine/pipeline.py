@@ -242,10 +242,13 @@ class _Progress:
 
         self.dropped = [0] * len(names)
 
-    def update(self, batch_size: int, dropped: list[int]) -> None:
+    def update(self, batch_size: int, dropped: list[int], audio_seconds: float = 0.0) -> None:
         for i, (bar, drops) in enumerate(zip(self.bars, dropped, strict=True)):
             self.dropped[i] += drops
-            bar.set_postfix(dropped=self.dropped[i], refresh=False)
+            if i == len(self.bars) - 1:  # the write bar: audio kept so far, in hours (real corpora are hours)
+                bar.set_postfix(dropped=self.dropped[i], audio_h=f"{audio_seconds / 3600:.3f}", refresh=False)
+            else:
+                bar.set_postfix(dropped=self.dropped[i], refresh=False)
             bar.update(batch_size)
 
     def close(self) -> None:
@@ -296,7 +299,9 @@ def build(
                 plan.arrive(sample)
             plan.drain(writer.write_kept, writer.write_reject)
             bars.update(
-                len(batch), [s.dropped for s in batch_stats] + [len(writer.manifest.rejects) - before]
+                len(batch),
+                [s.dropped for s in batch_stats] + [len(writer.manifest.rejects) - before],
+                summary.audio_seconds,
             )
             if plan.done:
                 break

@@ -153,7 +153,8 @@ NOISY = {"snr_db": 0.0, "level_snr_db": 0.0}
         ({"duration_s": 31.0, "speech_fraction": 0.1}, ("too_long", 31.0)),
         ({"speech_fraction": 0.1, "silence_fraction": 0.95}, ("non_speech", 0.1)),  # not also "silence"
         ({"trailing_silence_s": 2.5, "clipping_ratio": 0.01}, ("silence", 2.5)),
-        ({"silence_fraction": 0.85, "hf_energy_db": -90.0}, ("silence", 0.85)),
+        ({"silence_fraction": 0.85, "hf_energy_db": -90.0}, ("silence", (0.85 * 3 - 0.3) / 2.7)),  # interior
+        ({"silence_fraction": 0.85, "leading_silence_s": 1.2, "trailing_silence_s": 1.3}, None),  # one word
         ({"clipping_ratio": 0.01, "hf_energy_db": -90.0}, ("clipping", 0.01)),
         ({"band_edge_db": 50.0, "hf_energy_db": -90.0, **NOISY}, ("bad_compression", 50.0)),
         ({"hf_energy_db": -90.0, **NOISY}, ("bad_compression", -90.0)),
@@ -180,7 +181,7 @@ def test_silence_is_not_a_second_reason_for_non_speech() -> None:
     metrics = {**CLEAN_METRICS, "speech_fraction": 0.1, "silence_fraction": 0.95}
     assert failing_reasons(metrics, AudioFilterConfig()) == [("non_speech", 0.1)]
     assert failing_reasons({**CLEAN_METRICS, "silence_fraction": 0.95}, AudioFilterConfig()) == [
-        ("silence", 0.95)
+        ("silence", (0.95 * 3 - 0.3) / 2.7)
     ]
 
 

@@ -74,7 +74,8 @@ def real_corpus():
 
 
 def test_real_recordings_subset(real_corpus) -> None:
-    """Real human speech is kept at every level and rate, the same speech over a telephone channel is
+    """Real human speech is kept at every level and rate and through everyday web codecs (Vorbis, MP3,
+    Opus, AAC at 32-64 kbps), the same speech over a telephone channel is
     bad_compression (Opus at 9 and 12 kbps too, through the codec detector), real music and sounds are
     non_speech."""
     labels = {item.label for item in real_corpus}
@@ -88,6 +89,9 @@ def test_real_recordings_subset(real_corpus) -> None:
     assert by_label["non_speech"].precision >= 0.95 and by_label["non_speech"].recall >= 0.95
     assert by_label["bad_compression"].precision >= 0.95
     assert by_label["bad_compression"].recall >= 0.95
+    everyday = [(i.kind, p) for i, p in predictions if i.kind.startswith("real_everyday/")]
+    assert {k for k, _ in everyday} == {f"real_everyday/{v[0]}" for v in real.EVERYDAY[: real.EVERYDAY_CI]}
+    assert sum(p == "clean" for _, p in everyday) >= 0.95 * len(everyday)  # Vorbis, MP3, Opus, AAC kept
     opus = [p for i, p in predictions if i.kind in ("real_phone/opus_9k", "real_phone/opus_12k")]
     assert len(opus) >= 20 and all(p == "bad_compression" for p in opus)
     assert format_result(result).startswith("class")

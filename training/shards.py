@@ -202,10 +202,16 @@ class ShardSample:
     shard: str
 
 
-def conversation_problem(turns: list[Turn]) -> str | None:
+PRETRAIN = "pretrain"
+"""The task whose samples are one user turn of sound tokens alone (stage 1: no answer to train on)."""
+
+
+def conversation_problem(turns: list[Turn], task: str = "") -> str | None:
     """Why ``turns`` is not an OpenAI-style chat (an optional system turn, then user and assistant
-    turns alternating, user first and assistant last), or None."""
+    turns alternating, user first and assistant last; a ``pretrain`` sample: one user turn), or None."""
     roles = [t.role for t in turns]
+    if task == PRETRAIN:
+        return None if roles == ["user"] else f"a {PRETRAIN} sample is one user turn, not {roles}"
     body = roles[1:] if roles and roles[0] == "system" else roles
     if not body:
         return "conversations has no user turn"
@@ -226,7 +232,7 @@ def decode_sample(raw: dict[str, Any]) -> ShardSample:
         raise ShardError(f"{_member(raw)}.{exc.args[0]}: missing") from None
     try:
         meta = parse_json(payload)
-        problem = conversation_problem(meta.conversations)
+        problem = conversation_problem(meta.conversations, meta.task)
         if problem is not None:
             raise ValueError(problem)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:

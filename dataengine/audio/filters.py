@@ -116,15 +116,24 @@ def _compression(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
     return m["codec_score"] > (c.max_codec_score_short if short else c.max_codec_score), "codec_score"
 
 
-def _silence(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, str]:
-    for key, limit in (
-        ("leading_silence_s", c.max_edge_silence_s),
-        ("trailing_silence_s", c.max_edge_silence_s),
-        ("silence_fraction", c.max_silence_fraction),
-    ):
-        if m[key] > limit:
-            return True, key
-    return False, "silence_fraction"
+def interior_silence_fraction(m: dict[str, float]) -> float:
+    """Share of the time between the first and the last speech frame that is not speech: the silence
+    fraction without the leading and trailing silence (bounded on their own by ``max_edge_silence_s``),
+    so one clean word in the middle of a 2 s recording is not silence. 1.0 when there is no speech; in
+    [0, 1] for measured metrics (NaN for broken ones, which then fail no check, as elsewhere)."""
+    edges = m["leading_silence_s"] + m["trailing_silence_s"]
+    inner = m["duration_s"] - edges
+    if inner <= 0:
+        return 1.0
+    return float((m["silence_fraction"] * m["duration_s"] - edges) / inner)
+
+
+def _silence(m: dict[str, float], c: AudioFilterConfig) -> tuple[bool, float]:
+    for key in ("leading_silence_s", "trailing_silence_s"):
+        if m[key] > c.max_edge_silence_s:
+            return True, m[key]
+    interior = interior_silence_fraction(m)
+    return interior > c.max_silence_fraction, interior
 
 
 def failing_reasons(metrics: dict[str, float], config: AudioFilterConfig) -> list[tuple[str, float]]:
@@ -135,7 +144,7 @@ def failing_reasons(metrics: dict[str, float], config: AudioFilterConfig) -> lis
     m, c = metrics, config
     non_speech = m["speech_fraction"] < c.min_speech_fraction or m["speech_prob_mean"] < c.min_speech_prob
     compressed, compression_key = _compression(m, c)
-    silent, silence_key = _silence(m, c)
+    silent, silence_value = _silence(m, c)
     # noise needs both estimates to agree: WADA alone reads reverberation as noise, frame levels alone
     # read a fluctuating noise as speech
     noisy = m["snr_db"] < c.min_snr_db and m["level_snr_db"] < c.min_level_snr_db
@@ -143,12 +152,14 @@ def failing_reasons(metrics: dict[str, float], config: AudioFilterConfig) -> lis
         ("too_short", "duration_s", m["duration_s"] < c.min_duration_s),
         ("too_long", "duration_s", m["duration_s"] > c.max_duration_s),
         ("non_speech", "speech_fraction", non_speech),
-        ("silence", silence_key, silent and not non_speech),
+        ("silence", silence_value, silent and not non_speech),
         ("clipping", "clipping_ratio", m["clipping_ratio"] > c.max_clipping_ratio),
         ("bad_compression", compression_key, compressed),
         ("noise", "snr_db", noisy),
     )
-    return [(reason, float(m[key])) for reason, key, failed in checks if failed]
+    return [
+        (reason, float(m[key] if isinstance(key, str) else key)) for reason, key, failed in checks if failed
+    ]
 
 
 def check_audio(

@@ -8,6 +8,8 @@ were installed, through :func:`~dataengine.audio.io.read_audio_file` (the loader
   channel announcements (48 kHz, GPL-2+, from sound-theme-freedesktop), Codec2's two 16 kHz reference
   clips (LGPL-2.1) and CMU ARCTIC a0007 (a male voice, 16 kHz, free licence); each as recorded, 35 dB
   quieter, delivered at 44.1 kHz from its 16 kHz source, and with a room-tone floor 45 dB down;
+- the same clean speech through everyday web codecs (:data:`EVERYDAY`: Vorbis, MP3, Opus, AAC at
+  32-128 kbps, as Common Voice and LibriVox deliver it), kept;
 - telephone-band speech (``bad_compression``): the same speech through mu-law/8 kHz, GSM 06.10 and
   AMR-NB, telephone speech with a wideband noise floor added afterwards, Opus at 9 and 12 kbps (SILK
   wideband: the whole band kept, caught by the codec detector), and Codec2's
@@ -108,6 +110,29 @@ def clean_variants(x: np.ndarray, seed: int) -> Iterator[tuple[str, np.ndarray]]
     yield "room_tone_45dB", sig.mix_at_snr(x, sig.coloured_noise(len(x), "pink", seed), 45.0)
 
 
+EVERYDAY: tuple[tuple[str, str, int, int], ...] = (
+    ("vorbis_44k1_64k", "vorbis", 44_100, 64_000),
+    ("mp3_44k1_64k", "mp3", 44_100, 64_000),  # LibriVox
+    ("opus_32k", "opus", SR, 32_000),
+    ("aac_44k1_64k", "aac", 44_100, 64_000),
+    ("vorbis_44k1_96k", "vorbis", 44_100, 96_000),
+    ("mp3_32k_48k", "mp3", 32_000, 48_000),  # Common Voice's clips
+    ("mp3_44k1_128k", "mp3", 44_100, 128_000),
+    ("aac_44k1_128k", "aac", 44_100, 128_000),
+)
+"""Clean speech through everyday web codecs at everyday bitrates (delivered at ``rate``): must be kept.
+(MP3 at 32 kbps of 16 kHz audio is low-bitrate, not everyday: the synthetic corpus's ``codec/mp3_32k``.)"""
+EVERYDAY_CI = 4
+"""Codecs of :data:`EVERYDAY` used at the ``ci`` size, on every other speech source (all at ``bench``)."""
+
+
+def everyday_variants(x: np.ndarray, n: int) -> Iterator[tuple[str, np.ndarray]]:
+    """The first ``n`` of :data:`EVERYDAY`: upsampled to the codec's rate, coded, back to 16 kHz."""
+    for name, codec, rate, bitrate in EVERYDAY[:n]:
+        coded = codec_roundtrip(resample(x, SR, rate), rate, codec, bitrate)
+        yield name, resample(coded, rate, SR)
+
+
 def _phone_variants(x: np.ndarray, seed: int) -> Iterator[tuple[str, np.ndarray]]:
     mulaw = codec_roundtrip(x, SR, "mulaw")
     yield "mulaw_8k", mulaw
@@ -135,6 +160,10 @@ def build_real_corpus(prompts: int = REAL_SIZES["ci"], seed: int = 0) -> list[Co
             items.append(CorpusItem(f"{name}-{variant}", "clean", f"real_clean/{variant}", audio))
         for variant, audio in _phone_variants(x, seed * 1000 + k):
             items.append(CorpusItem(f"{name}-{variant}", "bad_compression", f"real_phone/{variant}", audio))
+        full = prompts >= REAL_SIZES["bench"]
+        if full or k % 2 == 0:
+            for variant, audio in everyday_variants(x, len(EVERYDAY) if full else EVERYDAY_CI):
+                items.append(CorpusItem(f"{name}-{variant}", "clean", f"real_everyday/{variant}", audio))
     for k, stem in enumerate(_NARROWBAND):
         x = load_16k(CODEC2 / "wav" / f"{stem}.wav")
         items.append(CorpusItem(f"codec2-{stem}-8k", "bad_compression", "real_phone/native_8k", x))

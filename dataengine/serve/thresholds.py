@@ -72,6 +72,14 @@ class Bound:
         return SECTIONS[self.section].model_fields[self.key].default
 
 
+INTERIOR_SILENCE_SQL = (  # the same operations in the same order as the Python (equal to the last bit)
+    "(CASE WHEN duration_s - (leading_silence_s + trailing_silence_s) <= 0 THEN 1.0 ELSE "
+    "(silence_fraction * duration_s - (leading_silence_s + trailing_silence_s)) / "
+    "(duration_s - (leading_silence_s + trailing_silence_s)) END)"
+)
+"""``interior_silence_fraction`` of :mod:`dataengine.audio.filters`, in SQL."""
+
+
 def _b(section: str, key: str, stage: str, metric: str, trigger: str, **extra: str) -> Bound:
     return Bound(section, key, stage, metric, (metric,), trigger, **extra)
 
@@ -87,7 +95,8 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("audio_filters", "max_edge_silence_s", "audio_filters",
           "greatest(leading_silence_s, trailing_silence_s)",
           ("leading_silence_s", "trailing_silence_s"), ">"),
-    _b("audio_filters", "max_silence_fraction", "audio_filters", "silence_fraction", ">"),
+    Bound("audio_filters", "max_silence_fraction", "audio_filters", INTERIOR_SILENCE_SQL,
+          ("silence_fraction", "duration_s", "leading_silence_s", "trailing_silence_s"), ">"),
     _b("audio_filters", "max_clipping_ratio", "audio_filters", "clipping_ratio", ">"),
     _b("audio_filters", "max_band_edge_db", "audio_filters", "band_edge_db", ">"),
     _b("audio_filters", "min_hf_energy_db", "audio_filters", "hf_energy_db", "<"),
@@ -170,7 +179,7 @@ def _audio_sql(p: Param) -> str:
         (
             _gt("leading_silence_s", a("max_edge_silence_s")),
             _gt("trailing_silence_s", a("max_edge_silence_s")),
-            _gt("silence_fraction", a("max_silence_fraction")),
+            _gt(INTERIOR_SILENCE_SQL, a("max_silence_fraction")),
         )
     )
     codec_limit = (

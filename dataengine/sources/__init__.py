@@ -20,6 +20,8 @@ SOURCES: dict[str, tuple[str, str, str]] = {
     "chatterbot": ("dataengine.sources.chatterbot", "iter_chatterbot", "check_chatterbot"),
     "files": ("dataengine.sources.files", "iter_files", "check_files"),
     "hf": ("dataengine.sources.hf", "iter_hf", "check_hf"),
+    "recordings": ("dataengine.sources.recordings", "iter_recordings", "check_recordings"),
+    "hf_audio": ("dataengine.sources.recordings", "iter_hf_audio", "check_hf_audio"),
 }
 """Source ``kind`` -> (module, row iterator, check), imported on first use."""
 

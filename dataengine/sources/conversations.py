@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dataengine.sample import ASSISTANT, USER, Sample, Turn
+from dataengine.sample import ASSISTANT, RECORDING, USER, Sample, Turn
 
 ROLES: dict[str, str] = {
     "user": USER,
@@ -51,8 +51,8 @@ def parse_messages(value: Any) -> tuple[list[Turn], str | None]:
 def check_conversation(sample: Sample) -> Sample:
     """Reject (stage ``source``) a conversation without a user turn, with roles that do not alternate
     user/assistant from a user turn to an assistant turn, or with an empty turn; return the sample."""
-    if not sample.kept:
-        return sample
+    if not sample.kept or any(t.origin == RECORDING for t in sample.turns):
+        return sample  # a recording's content is its audio: its task checks what it needs (text, answer)
     turns = sample.turns
     if not any(t.role == USER for t in turns):
         return sample.drop("source", "no_user_turn", detail=f"{len(turns)} turn(s), none from the user")

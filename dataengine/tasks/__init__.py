@@ -18,8 +18,9 @@ TASKS: dict[str, str] = {
     "noise_refusal": "dataengine.tasks.noise_refusal:NoiseRefusalTask",
     "multi_turn": "dataengine.tasks.multi_turn:MultiTurnTask",
     "text_only": "dataengine.tasks.text_only:TextOnlyTask",
+    "pretrain": "dataengine.tasks.pretrain:PretrainTask",
 }
-"""Task name (the key under ``tasks:``) -> ``module:Class``. A later issue adds ``pretrain``."""
+"""Task name (the key under ``tasks:``) -> ``module:Class``."""
 
 
 def task_class(name: str) -> type[Task]:
@@ -37,10 +38,11 @@ def task_origins(recipe: Recipe) -> tuple[str, ...]:
     from dataengine.sample import T2S, TTS
 
     found: list[str] = []
-    for name, config in recipe.tasks.enabled().items():
-        origins = list(task_class(name).origins)
-        if TTS in origins and (getattr(config, "tokens", "audio") == "t2s" or recipe.tts.t2s_share > 0):
-            if getattr(config, "tokens", "audio") == "t2s" or recipe.tts.t2s_share == 1:
+    for task in make_tasks(recipe).values():
+        origins = list(task.spoken_origins())
+        tokens = getattr(task.config, "tokens", "audio")
+        if TTS in origins and (tokens == "t2s" or recipe.tts.t2s_share > 0):
+            if tokens == "t2s" or recipe.tts.t2s_share == 1:
                 origins.remove(TTS)  # every spoken turn of the task is T2S
             origins.append(T2S)
         found += [o for o in origins if o not in found]

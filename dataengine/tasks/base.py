@@ -68,6 +68,10 @@ class Task(ABC):
     def share(self) -> float:
         return float(self.config.share)
 
+    def spoken_origins(self) -> tuple[str, ...]:
+        """The origins this task's spoken turns have with its source (a recordings source: ``recording``)."""
+        return self.origins
+
     @property
     def source(self) -> Any:
         """The source config its rows come from (the recipe's default when the task names none)."""

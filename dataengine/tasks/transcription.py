@@ -14,6 +14,7 @@ class TranscriptionTask(InstructionTask):
     seeded request (Ichigo's own, by default) before the sound and the spoken text as the answer."""
 
     name = "transcription"
+    needs = ("transcript", "no_transcript")
 
     @property
     def requests(self) -> tuple[str, ...]:
