@@ -25,6 +25,7 @@ _STAGES: list[str | type[Stage]] = [
     "dataengine.tts.stage:TTSStage",
     "dataengine.noise.stage:NoiseStage",
     "dataengine.audio.filters:AudioFilter",
+    "dataengine.tokenizer.whisper_pass:WhisperPassStage",  # only when asr.share_encoder pairs them
     "dataengine.audio.asr:ASRStage",
     "dataengine.tokenizer.stage:TokenizerStage",
 ]
