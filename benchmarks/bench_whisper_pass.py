@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the builds here (else a temporary folder)")
     args = parser.parse_args()
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         if args.keep is not None:
             tmp = str(args.keep)

@@ -106,12 +106,20 @@ def check_order(stages: list[Stage], origins: tuple[str, ...] = ORIGINS) -> None
             have |= set(stage.writes)
 
 
+def configured_stages(recipe: Recipe, classes: list[type[Stage]] | None = None) -> list[Stage]:
+    """The stages of ``classes`` (default: every registered one) that the recipe switches on, in order; a
+    stage that another one :attr:`~dataengine.stage.Stage.measures_for` is replaced by its decider."""
+    stages = [stage for cls in classes or stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
+    measured = {name for stage in stages for name in stage.measures_for}
+    return [stage.decider() if stage.name in measured else stage for stage in stages]
+
+
 def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]:
     """The recipe's stages, in order (a stage the recipe switches off is left out), their order checked;
     cacheable ones wrapped by ``cache``. Each is picklable and loads its model in ``setup``."""
     from dataengine.tasks import task_origins
 
-    stages = [stage for cls in stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
+    stages = configured_stages(recipe)
     check_order(stages, task_origins(recipe))
     if cache is None:
         return stages

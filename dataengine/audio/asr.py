@@ -313,14 +313,12 @@ class ASRStage(FilterStage):
             raise SettingError("asr.model", str(exc)) from None
 
     @classmethod
-    def from_recipe(cls, recipe: Recipe) -> Stage | None:
-        """The round trip with its own encoder pass; only its verdict (:class:`ASRVerdict`) when the
-        shared Whisper pass measures it; None when ``asr.model`` is ``none``."""
-        from dataengine.tokenizer.whisper_pass import shared_whisper
+    def from_recipe(cls, recipe: Recipe) -> ASRStage | None:
+        return cls(recipe.asr) if recipe.asr.model != "none" else None
 
-        if recipe.asr.model == "none":
-            return None
-        return ASRVerdict(recipe.asr) if shared_whisper(recipe.asr, recipe.tokenizer) else cls(recipe.asr)
+    def decider(self) -> ASRVerdict:
+        """Its verdict alone, for when the shared Whisper pass measures the round trip."""
+        return ASRVerdict(self.config)
 
     def applies(self, turn: Turn) -> bool:
         return super().applies(turn) and bool(turn.text.strip())

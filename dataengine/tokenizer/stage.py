@@ -12,7 +12,6 @@ from dataengine.sample import NOISE, RECORDING, TTS, Turn, Unit
 from dataengine.stage import Stage
 
 if TYPE_CHECKING:
-    from dataengine.recipe import Recipe
     from dataengine.tokenizer.whispervq import WhisperVQ
 
 
@@ -33,16 +32,6 @@ class TokenizerStage(Stage):
     def __init__(self, config: TokenizerConfig) -> None:
         self.config = config
         self.model: WhisperVQ | None = None
-
-    @classmethod
-    def from_recipe(cls, recipe: Recipe) -> Stage | None:
-        """The tokenizer with its own encoder pass, or only its token budget (:class:`TokenLimit`) when
-        the shared Whisper pass (:mod:`dataengine.tokenizer.whisper_pass`) computes the tokens."""
-        from dataengine.tokenizer.whisper_pass import shared_whisper
-
-        if shared_whisper(recipe.asr, recipe.tokenizer) is not None:
-            return TokenLimit(recipe.tokenizer)
-        return cls(recipe.tokenizer)
 
     def check(self) -> None:
         from dataengine.tokenizer.whispervq import check_whispervq
@@ -78,6 +67,10 @@ class TokenizerStage(Stage):
             for unit, tokens in zip(batch, results, strict=True):
                 if tokens is not None:
                     self._store(unit, tokens)
+
+    def decider(self) -> Stage:
+        """Its token budget alone, for when the shared Whisper pass computes the tokens."""
+        return TokenLimit(self.config)
 
     def _encode(self, batch: list[Unit]) -> list[np.ndarray]:
         assert self.model is not None

@@ -22,6 +22,7 @@ sides the same CTranslate2 conversion of it: ``tokenizer.whisper: <folder>`` and
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -29,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage, WhisperASR, check_asr, decoder_beam, model_dir
-from dataengine.fingerprint import file_digest
 from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
 from dataengine.sample import Unit
 from dataengine.tokenizer.errors import TokenizerError
@@ -65,7 +65,15 @@ def _same_weights(a: Path, b: Path) -> bool:
     """The same file, or two files of the same bytes (hashed only when their sizes match)."""
     if os.path.samefile(a, b):
         return True
-    return a.stat().st_size == b.stat().st_size and file_digest(a) == file_digest(b)
+    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class WhisperPassStage(TokenizerStage):
@@ -78,6 +86,7 @@ class WhisperPassStage(TokenizerStage):
     config_model = None
     metrics = (*ASR_METRIC_NAMES, "n_sound_tokens")
     reject_reasons = ()
+    measures_for = (ASRStage.name, TokenizerStage.name)
     reads = ("text", "audio")
     writes = ("tokens", "transcript")
     code_modules = (*TokenizerStage.code_modules, "dataengine.tokenizer.stage", "dataengine.audio.asr")
