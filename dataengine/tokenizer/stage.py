@@ -140,6 +140,4 @@ class TokenLimit(Stage):
         """Nothing to compute: the tokens are on the turn."""
 
     def failures(self, unit: Unit) -> list[tuple[str, float]]:
-        if unit.turn.tokens is None:
-            return []  # the shared pass failed on this turn and said so (audio-check reports every stage)
         return token_limit_failures(unit.turn, self.config.max_sound_tokens)
