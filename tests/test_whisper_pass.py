@@ -85,9 +85,10 @@ def test_tokens_identical_with_and_without_the_shared_pass(asr: WhisperASR) -> N
     clips = [clip, np.zeros(16_000, np.float32), clip[::-1].copy()]
     origins = [TTS, NOISE, TTS]  # a noise turn: tokens only, no round trip (it has no text)
     alone, shared = _samples(clips, origins), _samples(clips, origins)
-    TokenizerStage(TokenizerConfig(batch_size=4))(alone, StageStats("tokenizer"))
+    tokenizer = TokenizerStage(TokenizerConfig(batch_size=4))
+    tokenizer(alone, StageStats("tokenizer"))
     stage = WhisperPassStage(TokenizerConfig(batch_size=2), ASRConfig(**ASR_ON))
-    stage.asr._model = asr._model  # the loaded model (greedy vs beam is the stage's own setting)
+    stage.model, stage.asr._model = tokenizer.model, asr._model  # loaded once (the beam is the stage's own)
     stage(shared, StageStats("whisper"))
     for a, b in zip(alone, shared, strict=True):
         ta, tb = a.turns[0], b.turns[0]
