@@ -308,6 +308,15 @@ class ASRConfig(_Section):
     max_wer: float = Field(1.0, ge=0)
     """Word error rate above which it is ``asr_mismatch`` too (more words heard than spoken: garbage)."""
     cpu_threads: int = Field(2, ge=1)
+    beam_size: int | None = Field(None, ge=1)
+    """Decoder beam. None: 5 when decoding the tokenizer's encoder output (``share_encoder``), 1 (greedy)
+    on the ASR model's own encoder, as before."""
+    share_encoder: bool = False
+    """When the ASR model is the Whisper the tokenizer encodes with (tiny.en beside the default tokenizer),
+    decode the tokenizer's encoder output: one encoder pass per clip instead of two (about a third less CPU
+    in the demo). Off by default: the decoder then reads another encoder's output (the tokenizer's float32
+    one on WhisperVQ's window, not CTranslate2's int8 one), so some transcripts and verdicts change
+    (README, "One Whisper encoder pass"); the tokens never do."""
 
 
 class TokenizerConfig(_Section):

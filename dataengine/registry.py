@@ -26,6 +26,7 @@ _STAGES: list[str | type[Stage]] = [
     "dataengine.tts.stage:TTSStage",
     "dataengine.noise.stage:NoiseStage",
     "dataengine.audio.filters:AudioFilter",
+    "dataengine.tokenizer.whisper_pass:WhisperPassStage",  # only when asr.share_encoder pairs them
     "dataengine.audio.asr:ASRStage",
     "dataengine.tokenizer.stage:TokenizerStage",
     "dataengine.t2s.stage:T2SStage",
@@ -112,13 +113,21 @@ def check_order(stages: list[Stage], origins: tuple[str, ...] = ORIGINS) -> None
             have |= set(stage.writes)
 
 
+def configured_stages(recipe: Recipe, classes: list[type[Stage]] | None = None) -> list[Stage]:
+    """The stages of ``classes`` (default: every registered one) that the recipe switches on, in order; a
+    stage that another one :attr:`~dataengine.stage.Stage.measures_for` is replaced by its decider."""
+    stages = [stage for cls in classes or stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
+    measured = {name for stage in stages for name in stage.measures_for}
+    return [stage.decider() if stage.name in measured else stage for stage in stages]
+
+
 def build_stages(recipe: Recipe, cache: StageCache | None = None) -> list[Stage]:
     """The recipe's stages, in order (a stage the recipe switches off is left out), their order checked;
     cacheable ones wrapped by ``cache``. Each is picklable and loads its model in ``setup``."""
     from dataengine.tasks import task_origins
 
     origins = task_origins(recipe)
-    stages = [stage for cls in stage_classes() if (stage := cls.from_recipe(recipe)) is not None]
+    stages = configured_stages(recipe)
     if recipe.t2s is not None:  # no model loads for turns that never come: a T2S-only build loads no voice
         stages = [stage for stage in stages if set(stage.origins) & set(origins)]
     check_order(stages, origins)

@@ -110,6 +110,10 @@ class Stage(ABC):
     reads: tuple[str, ...] = ()
     """Turn fields its output depends on (also checked against earlier stages' ``writes``)."""
     writes: tuple[str, ...] = ()
+    measures_for: tuple[str, ...] = ()
+    """Names of later stages whose measuring this one does as well (their :meth:`decider` then replaces
+    them, so their reject reasons and columns stay theirs): the shared Whisper pass measures for ``asr``
+    and ``tokenizer``."""
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Cheap checks of the settings before any work starts (files, voices, devices; no model loads):
@@ -119,6 +123,10 @@ class Stage(ABC):
     def from_recipe(cls, recipe: Recipe) -> Stage | None:
         """The stage configured from its recipe section; None when the recipe switches it off."""
         return cls(recipe.section(cls.section)) if cls.section else cls()
+
+    def decider(self) -> Stage:
+        """This stage's decision alone, on what an earlier stage that :attr:`measures_for` it measured."""
+        raise ValueError(f"stage {self.name!r} cannot leave its measuring to another stage")
 
     def applies(self, turn: Turn) -> bool:
         """Whether this stage works on ``turn`` (by default: its origin is one of :attr:`origins`)."""

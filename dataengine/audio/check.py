@@ -9,7 +9,7 @@ from typing import Any
 
 from dataengine.audio.io import read_audio_file
 from dataengine.recipe import Recipe
-from dataengine.registry import stage_classes
+from dataengine.registry import configured_stages, stage_classes
 from dataengine.sample import ASSISTANT, RECORDING, USER, Sample, Turn, Unit
 from dataengine.stage import Stage
 
@@ -26,11 +26,9 @@ class AudioChecker:
         if not asr:
             recipe = recipe.model_copy(update={"asr": recipe.asr.model_copy(update={"model": "none"})})
         self.recipe = recipe
-        self.stages: list[Stage] = [
-            stage
-            for cls in stage_classes()
-            if RECORDING in cls.origins and (stage := cls.from_recipe(recipe)) is not None
-        ]
+        self.stages: list[Stage] = configured_stages(
+            recipe, [cls for cls in stage_classes() if RECORDING in cls.origins]
+        )
         self._ready: set[str] = set()
 
     def check(self, path: Path, transcript: str | None = None) -> dict[str, Any]:

@@ -120,4 +120,4 @@ def eval_filters(
     if asr_utterances:
         from dataengine.evaluation.asr_eval import score_asr
 
-        click.echo(score_asr(asr_utterances, recipe.asr, seed).format())
+        click.echo(score_asr(asr_utterances, recipe.asr, seed, recipe.tokenizer).format())

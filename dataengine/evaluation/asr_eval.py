@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataengine.audio.asr import WhisperASR, check_asr
+from dataengine.audio.asr import WhisperASR, check_asr, decoder_beam
 from dataengine.audio.io import resample
 from dataengine.evaluation.corpus import corpus_texts, speak
-from dataengine.recipe import ASRConfig
+from dataengine.recipe import ASRConfig, TokenizerConfig
 from dataengine.sample import AUDIO_SAMPLE_RATE as SR
+from dataengine.tokenizer.whisper_pass import shared_whisper
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,26 @@ def asr_cases(utterances: int, seed: int = 0) -> list[tuple[str, bool, object, s
     return cases
 
 
-def score_asr(utterances: int, config: ASRConfig, seed: int = 0) -> ASRScore:
-    """Run :func:`check_asr` (the build's implementation) on :func:`asr_cases` and score it."""
-    asr = WhisperASR(config.model if config.model != "none" else "tiny.en", config.cpu_threads)
+def score_asr(
+    utterances: int, config: ASRConfig, seed: int = 0, tokenizer: TokenizerConfig | None = None
+) -> ASRScore:
+    """Run :func:`check_asr` (the build's implementation) on :func:`asr_cases` and score it. With the
+    ``tokenizer`` the build would share its encoder with (:func:`shared_whisper`), the ASR decoder reads
+    that encoder's output, as in the build."""
+    config = config.model_copy(update={"model": config.model if config.model != "none" else "tiny.en"})
+    encoder = None
+    if tokenizer is not None and shared_whisper(config, tokenizer) is not None:
+        from dataengine.tokenizer.whispervq import load_whispervq
+
+        encoder = load_whispervq(tokenizer.checkpoint, tokenizer.whisper, tokenizer.device, tokenizer.dtype)
+    asr = WhisperASR(config.model, config.cpu_threads, decoder_beam(config, encoder is not None))
     good_kept = tp = fp = n_bad = 0
     wrong = []
     cer: dict[str, float] = {}
     cases = asr_cases(utterances, seed)
     for case_id, is_bad, audio, text in cases:
-        metrics, failing, heard = check_asr(audio, text, config, asr)
+        state = None if encoder is None else encoder.encode_with_states([audio])[0][1]
+        metrics, failing, heard = check_asr(audio, text, config, asr, state)
         cer[case_id] = metrics["asr_cer"]
         flagged = bool(failing)
         n_bad += is_bad

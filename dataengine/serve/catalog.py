@@ -98,7 +98,9 @@ class Catalog:
         numeric = ("DOUBLE", "BIGINT", "INTEGER", "FLOAT")
         self.metrics = [c for c, t in self.columns.items() if t in numeric and c not in NOT_METRICS]
         self.rules = th.active_rules(self.recipe, set(self.columns))
-        self.stages = [s for s in th.STAGE_ORDER if s != "asr" or self.recipe.asr.model != "none"]
+        asr = self.recipe.asr
+        off = {"asr", "whisper"} if asr.model == "none" else set() if asr.share_encoder else {"whisper"}
+        self.stages = [s for s in th.STAGE_ORDER if s not in off]
         self._lock = threading.Lock()
         self._cached: dict[str, Any] = {}
 

@@ -24,8 +24,11 @@ from typing import Any
 
 from dataengine.recipe import ASRConfig, AudioFilterConfig, Recipe, TextFilterConfig, TokenizerConfig
 
-STAGE_ORDER: tuple[str, ...] = ("text_filters", "tts", "audio_filters", "asr", "tokenizer", "write")
-"""Stage names in pipeline order (``dataengine.pipeline.build_stages``, then the writer)."""
+STAGE_ORDER: tuple[str, ...] = (
+    "text_filters", "tts", "audio_filters", "whisper", "asr", "tokenizer", "write",
+)  # fmt: skip
+"""Stage names in pipeline order (``dataengine.pipeline.build_stages``, then the writer). ``whisper`` (the
+encoder pass the tokenizer and the ASR round trip share) measures and drops only on errors."""
 
 SECTIONS: dict[str, type] = {
     "text_filters": TextFilterConfig,
@@ -133,7 +136,7 @@ NOT_BOUNDS: dict[str, dict[str, str]] = {
     }
     | {"chars_per_second": "changes est_sound_tokens itself (a measuring setting)"},
     "audio_filters": {"hf_cutoff_hz": "a measuring setting: changing it re-measures hf_energy_db"},
-    "asr": {"model": "measuring setting", "cpu_threads": "measuring setting"},
+    "asr": {key: "measuring setting" for key in ("model", "cpu_threads", "beam_size", "share_encoder")},
     "tokenizer": {
         key: "measuring setting" for key in ("checkpoint", "whisper", "batch_size", "device", "dtype")
     },

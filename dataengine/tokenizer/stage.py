@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dataengine.recipe import TokenizerConfig
-from dataengine.sample import NOISE, RECORDING, TTS, Unit
+from dataengine.sample import NOISE, RECORDING, TTS, Turn, Unit
 from dataengine.stage import Stage
 
 if TYPE_CHECKING:
@@ -68,6 +68,10 @@ class TokenizerStage(Stage):
                 if tokens is not None:
                     self._store(unit, tokens)
 
+    def decider(self) -> Stage:
+        """Its token budget alone, for when the shared Whisper pass computes the tokens."""
+        return TokenLimit(self.config)
+
     def _encode(self, batch: list[Unit]) -> list[np.ndarray]:
         assert self.model is not None
         for unit in batch:
@@ -80,10 +84,7 @@ class TokenizerStage(Stage):
         unit.turn.metrics["n_sound_tokens"] = float(len(tokens))
 
     def failures(self, unit: Unit) -> list[tuple[str, float]]:
-        count = 0 if unit.turn.tokens is None else len(unit.turn.tokens)
-        if count > self.config.max_sound_tokens:
-            return [("too_many_sound_tokens", float(count))]
-        return []
+        return token_limit_failures(unit.turn, self.config.max_sound_tokens)
 
     code_modules = (
         "dataengine.tokenizer.whispervq",
@@ -113,3 +114,30 @@ class TokenizerStage(Stage):
             "device": self.config.device,  # CUDA kernels and fp16/bf16 may change a near-tie token
             "dtype": self.config.dtype,
         }
+
+
+def token_limit_failures(turn: Turn, max_sound_tokens: int) -> list[tuple[str, float]]:
+    """``[("too_many_sound_tokens", count)]`` when the turn's tokens exceed the budget, else ``[]``."""
+    count = 0 if turn.tokens is None else len(turn.tokens)
+    return [("too_many_sound_tokens", float(count))] if count > max_sound_tokens else []
+
+
+class TokenLimit(Stage):
+    """The tokenizer's decision alone (``too_many_sound_tokens``) on tokens an earlier stage computed: the
+    shared Whisper pass. It keeps :class:`TokenizerStage`'s name, section, turns and reasons."""
+
+    name = TokenizerStage.name
+    section = TokenizerStage.section
+    config_model = TokenizerConfig
+    origins = TokenizerStage.origins
+    reject_reasons = TokenizerStage.reject_reasons
+    reads = ("tokens",)
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        self.config = config
+
+    def process(self, units: list[Unit]) -> None:
+        """Nothing to compute: the tokens are on the turn."""
+
+    def failures(self, unit: Unit) -> list[tuple[str, float]]:
+        return token_limit_failures(unit.turn, self.config.max_sound_tokens)

