@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dataengine.manifest import open_manifest, task_stats, turn_counts
+from dataengine.speaker.diversity import summary_lines, voice_diversity
 
 
 def summarize(out: Path) -> str:
@@ -52,6 +53,9 @@ def summarize(out: Path) -> str:
             lines.append(
                 f"{column} ({unit}): min {row[0]:g}  p50 {p50:g}  p90 {p90:g}  p99 {p99:g}  max {row[2]:g}"
             )
+        diversity = voice_diversity(out)
+        if diversity is not None:
+            lines += summary_lines(diversity)
         return "\n".join(lines)
     finally:
         con.close()

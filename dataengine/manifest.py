@@ -1,4 +1,5 @@
-"""Read a build's manifest with DuckDB: views ``samples`` and ``rejects``, isolated from the disk."""
+"""Read a build's manifest with DuckDB: tables ``samples``, ``rejects`` (and ``speakers`` when the speaker
+stage ran), isolated from the disk."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from dataengine.writers.manifest import REJECT_COLUMNS, REJECTS_FILE, SAMPLE_COLUMNS, SAMPLES_FILE
+from dataengine.writers.speakers import SPEAKERS_FILE
 
 COMPLETE_MARK = "build.json"
 """Written last (and removed first) when a build is published: a folder without it is not whole."""
@@ -62,6 +64,12 @@ def open_manifest(out: Path) -> duckdb.DuckDBPyConnection:
     try:
         for table, name, columns in _TABLES:
             _load_table(con, table, Path(out) / "manifest" / name, columns)
+        speakers = Path(out) / "manifest" / SPEAKERS_FILE
+        if speakers.is_file():  # only when the speaker stage ran; the embeddings stay in the file
+            quoted = str(speakers).replace("'", "''")
+            con.execute(
+                f"CREATE TABLE speakers AS SELECT * EXCLUDE (embedding) FROM read_parquet('{quoted}')"
+            )
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:

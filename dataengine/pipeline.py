@@ -33,6 +33,7 @@ from dataengine.recipe import Recipe, SettingError
 from dataengine.registry import build_stages, metric_names
 from dataengine.sample import Sample
 from dataengine.sources import check_source
+from dataengine.speaker.drift import VoiceDrift
 from dataengine.stage import Stage, StageStats
 from dataengine.t2s.report import t2s_report
 from dataengine.tasks import make_tasks
@@ -42,6 +43,7 @@ from dataengine.tasks.plan import MixPlan
 from dataengine.writers.manifest import ManifestWriter
 from dataengine.writers.members import members_digest, reject_members, sample_members
 from dataengine.writers.shards import ShardWriter
+from dataengine.writers.speakers import SpeakerWriter
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +317,8 @@ def build(
     summary.shards = writer.shards.close()
     writer.rejected.close()
     writer.manifest.close()
+    if writer.speakers is not None:
+        writer.speakers.close()
     (staging / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
     summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in writer.manifest.rejects)
     summary.tasks = Counter(r["task"] for r in writer.manifest.samples)
@@ -362,6 +366,11 @@ class _OrderedWriter:
         self.manifest = ManifestWriter(staging / "manifest", metric_names(stage_names))
         self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
         self.seen_ids: set[str] = set()
+        speaker = recipe.speaker
+        self.drift = VoiceDrift(speaker) if speaker.enabled else None
+        self.speakers = (
+            SpeakerWriter(staging / "manifest", speaker.store_embeddings) if speaker.enabled else None
+        )
 
     def write_reject(self, sample: Sample) -> None:
         """The reject's row, with its failing turn's audio in the ``rejected`` shards when the recipe
@@ -383,12 +392,27 @@ class _OrderedWriter:
                 members = sample_members(sample, self.recipe.shards.keep_audio)
             except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the build
                 sample.drop("write", "error", detail=f"{type(exc).__name__}: {exc}")
+        drifts = self.drift.measure(sample) if self.drift is not None and sample.kept else {}
+        failed = self.drift.failing(drifts) if self.drift is not None else None
+        if failed is not None:
+            turn, distance = failed
+            sample.drop(
+                "speaker",
+                "voice_drift",
+                distance,
+                f"cosine distance {distance:.3f} to the mean of voice {sample.turns[turn].voice}'s earlier "
+                f"turns (max_drift {self.recipe.speaker.max_drift})",
+                turn=turn,
+            )
         if not sample.kept:
             self.write_reject(sample)
             return False
         self.seen_ids.add(sample.id)
         shard = self.shards.add(sample.id, members)
         self.manifest.add_kept(sample, shard, members_digest(members))
+        if self.drift is not None and self.speakers is not None:
+            self.speakers.add(sample, drifts)
+            self.drift.record(sample)
         self.context.record(sample)
         self.summary.kept += 1
         self.summary.audio_seconds += sample.duration_s

@@ -319,6 +319,21 @@ class ASRConfig(_Section):
     (README, "One Whisper encoder pass"); the tokens never do."""
 
 
+class SpeakerConfig(_Section):
+    """Speaker embeddings (resemblyzer's GE2E encoder) of every kept spoken turn, the voice-diversity report
+    built from them, and a bound on a TTS voice drifting away from itself."""
+
+    enabled: bool = False
+    max_drift: float | None = Field(0.3, gt=0, le=2)
+    """Cosine distance of a TTS turn's embedding to the mean of its voice's earlier kept turns above which
+    the sample is ``voice_drift`` (null: no bound). Same voice, other sentences: <= 0.1 here; two voices:
+    >= 0.26."""
+    drift_min_turns: int = Field(3, ge=1)
+    """Kept turns a voice needs before the bound applies (its mean is too noisy before)."""
+    store_embeddings: bool = True
+    """Write each turn's 256 floats into ``manifest/speakers.parquet`` (else only its digest)."""
+
+
 class TokenizerConfig(_Section):
     checkpoint: str = "default"
     """``default`` (embedded tiny.en codebook), a local path, or a Hub reference ``org/repo:file``."""
@@ -583,6 +598,7 @@ class Recipe(_Section):
     audio_filters: AudioFilterConfig = Field(default_factory=AudioFilterConfig)
     asr: ASRConfig = Field(default_factory=ASRConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    speaker: SpeakerConfig = Field(default_factory=SpeakerConfig)
     tasks: TasksConfig = Field(default_factory=TasksConfig)
     shards: ShardConfig = Field(default_factory=ShardConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)

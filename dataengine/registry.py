@@ -29,6 +29,7 @@ _STAGES: list[str | type[Stage]] = [
     "dataengine.tokenizer.whisper_pass:WhisperPassStage",  # only when asr.share_encoder pairs them
     "dataengine.audio.asr:ASRStage",
     "dataengine.tokenizer.stage:TokenizerStage",
+    "dataengine.speaker.stage:SpeakerStage",
     "dataengine.t2s.stage:T2SStage",
     "dataengine.t2s.guard:DriftGuardStage",
 ]

@@ -60,6 +60,8 @@ class Turn:
     metrics: dict[str, float] = field(default_factory=dict)
     transcript: str | None = None
     """What the ASR round trip heard (when it ran)."""
+    speaker_embedding: np.ndarray | None = None
+    """The speaker encoder's unit-length embedding of the audio (when the speaker stage ran)."""
 
     @property
     def spoken(self) -> bool:

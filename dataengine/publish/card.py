@@ -105,9 +105,18 @@ def manifest_stats(out: Path) -> dict[str, Any]:
                 r[0] for r in _rows(con, "SELECT n_sound_tokens FROM samples ORDER BY index, id")
             ],
             "metric_names": _metric_names(columns),
+            "diversity": _diversity(out),
         }
     finally:
         con.close()
+
+
+def _diversity(out: Path) -> dict[str, Any] | None:
+    """The voice-diversity report (:mod:`dataengine.speaker.diversity`), None without a speaker table."""
+    from dataengine.speaker.diversity import voice_diversity
+
+    report = voice_diversity(out)
+    return None if report is None else report.as_dict()
 
 
 def _metric_names(columns: list[str]) -> list[str]:

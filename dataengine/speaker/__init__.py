@@ -1,0 +1,1 @@
+"""Speaker embeddings of spoken turns, the voice-diversity report and the voice-drift bound."""
