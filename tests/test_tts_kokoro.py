@@ -7,6 +7,7 @@ project's own ASR round trip with a wide margin.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -249,12 +250,15 @@ def test_every_packaged_voice_and_a_blend_pass_the_asr_round_trip() -> None:
 def test_a_recipe_with_fifty_blended_speakers_builds_offline(tmp_path: Path) -> None:
     import duckdb
 
+    speaker = importlib.util.find_spec("resemblyzer") is not None
+
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         "name: kokoro50\nseed: 5\nlimit: 6\n"
         "source: {kind: chatterbot, categories: [ai]}\n"
         "tts: {voices: [{backend: kokoro, voice: 'draw:50'}]}\n"
-        "asr: {model: none}\n",
+        "asr: {model: none}\n"
+        f"speaker: {{enabled: {str(speaker).lower()}}}\n",
         encoding="utf-8",
     )
     cli = [sys.executable, "-m", "dataengine.cli", "build", "--no-progress", "--no-cache"]
@@ -265,6 +269,13 @@ def test_a_recipe_with_fifty_blended_speakers_builds_offline(tmp_path: Path) -> 
     rows = duckdb.sql(f"select voice from read_parquet('{out}/manifest/samples.parquet')").fetchall()
     pool = {v.name for v in expand_voices([VoiceConfig(backend="kokoro", voice="draw:50")], 5)}
     assert len(rows) >= 4 and {r[0] for r in rows} <= pool and len({r[0] for r in rows}) >= 3
+    if speaker:  # the card shows the diversity measured on the kept turns' speaker embeddings
+        from dataengine.publish.card import render_card
+
+        card = render_card(out)
+        voices = len({r[0] for r in rows})
+        assert f"**{voices} TTS voices** over {len(rows)} turns" in card
+        assert "Estimated **distinct speakers: " in card and "Cosine distance between voices: mean" in card
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(recipe.read_text().replace("draw:50", "jf_nope"), encoding="utf-8")

@@ -7,6 +7,7 @@ turns is ``1 - a @ b``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib import util
 from pathlib import Path
@@ -42,6 +43,17 @@ def digest(embedding: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(embedding, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
+@functools.cache
+def _voice_encoder():  # noqa: ANN202 - resemblyzer's VoiceEncoder, imported lazily
+    """One loaded encoder per process (every stage instance of a worker shares it; it is read-only)."""
+    weights_file()
+    try:
+        from resemblyzer import VoiceEncoder
+    except ImportError as exc:
+        raise ImportError(f"{INSTALL_HINT} ({exc})") from None
+    return VoiceEncoder("cpu", verbose=False)
+
+
 class SpeakerEncoder:
     """resemblyzer's VoiceEncoder on CPU, loaded on first use, not pickled."""
 
@@ -53,12 +65,7 @@ class SpeakerEncoder:
 
     def load(self) -> None:
         if self._encoder is None:
-            weights_file()
-            try:
-                from resemblyzer import VoiceEncoder
-            except ImportError as exc:
-                raise ImportError(f"{INSTALL_HINT} ({exc})") from None
-            self._encoder = VoiceEncoder("cpu", verbose=False)
+            self._encoder = _voice_encoder()
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Unit-length float32 embedding of 16 kHz mono audio (ValueError when there is no audio)."""
