@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench lint install clean
 
-$(STAMP): pyproject.toml requirements-test-nodeps.txt Makefile
+$(STAMP): pyproject.toml requirements-nodeps.txt requirements-test-nodeps.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# --no-deps: resemblyzer (speaker stage) declares the broken webrtcvad 2.0.10 and the typing backport
+	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	# test-only, --no-deps: whisperspeech & co. for the WhisperVQ token-parity tests (they would pull triton/torchaudio)
 	$(BIN)/pip install -q --no-deps -r requirements-test-nodeps.txt
 	# espeak-ng: the second, cheap offline TTS voice (recipes/demo.yaml)
