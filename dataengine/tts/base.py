@@ -19,6 +19,8 @@ class TTSBackend(ABC):
     """One loaded voice: text in, mono float32 audio at :attr:`sample_rate` out."""
 
     voice: VoiceConfig
+    takes_reference: bool = False
+    """Whether ``voice`` may be a reference recording to speak like (so a ``clone:N:FOLDER`` entry works)."""
 
     @property
     def name(self) -> str:

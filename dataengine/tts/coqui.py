@@ -69,6 +69,8 @@ def tts_kwargs(voice: VoiceConfig) -> dict[str, Any]:
 class CoquiBackend(TTSBackend):
     """One Coqui model and speaker; the model loads on first use and is not pickled."""
 
+    takes_reference = True  # reference audio -> XTTS speaker_wav
+
     def __init__(self, voice: VoiceConfig, gpu: bool = False) -> None:
         if voice.backend != "coqui":
             raise ValueError(f"CoquiBackend got a voice for backend {voice.backend!r}")

@@ -106,6 +106,8 @@ def text_seed(text: str) -> int:
 class WhisperSpeechBackend(TTSBackend):
     """A WhisperSpeech T2S/S2A pair and one speaker; the pipeline loads on first use and is not pickled."""
 
+    takes_reference = True  # reference audio -> speaker embedding (speechbrain ECAPA)
+
     def __init__(self, voice: VoiceConfig, device: str | None = None) -> None:
         if voice.backend != "whisperspeech":
             raise ValueError(f"WhisperSpeechBackend got a voice for backend {voice.backend!r}")
