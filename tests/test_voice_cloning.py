@@ -27,7 +27,8 @@ def test_clone_entry_draws_distinct_references_from_the_seed(tmp_path: Path) -> 
     pool = expand_voices([VoiceConfig(backend="piper"), entry], seed=7)
     cloned = pool[1:]
     files = [Path(v.voice) for v in cloned]
-    assert len(files) == len(set(files)) == 4 and all(f.parent == folder and f.suffix == ".wav" for f in files)
+    assert len(files) == len(set(files)) == 4
+    assert all(f.parent == folder and f.suffix == ".wav" for f in files)
     assert sum(v.weight for v in cloned) == pytest.approx(2) and len({v.name for v in pool}) == 5
     assert [v.voice for v in expand_voices([entry], seed=7)] == [str(f) for f in files]  # seeded
     assert [v.voice for v in expand_voices([entry], seed=8)] != [str(f) for f in files]

@@ -24,7 +24,7 @@ def parse_clone(text: str) -> tuple[int, Path] | None:
         return None
     count, sep, folder = text.removeprefix(PREFIX).partition(":")
     if not sep or not count.isdigit() or int(count) < 1 or not folder:
-        raise ValueError(f"voice {text!r}: write clone:N:FOLDER (N >= 1 voices, each one recording of FOLDER)")
+        raise ValueError(f"voice {text!r}: write clone:N:FOLDER (N >= 1 voices, one recording each)")
     return int(count), Path(folder)
 
 
