@@ -36,6 +36,7 @@ RECIPE = {
     },
     "asr": {"model": "tiny.en"},
     "t2s": {"model": "t2s.model"},
+    "speaker": {"enabled": True},
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 from importlib import util
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def _voice_encoder():  # noqa: ANN202 - resemblyzer's VoiceEncoder, imported laz
     """One loaded encoder per process (every stage instance of a worker shares it; it is read-only)."""
     weights_file()
     try:
-        from resemblyzer import VoiceEncoder
+        with warnings.catch_warnings():  # resemblyzer imports binary_dilation from a deprecated scipy path
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from resemblyzer import VoiceEncoder
     except ImportError as exc:
         raise ImportError(f"{INSTALL_HINT} ({exc})") from None
     return VoiceEncoder("cpu", verbose=False)

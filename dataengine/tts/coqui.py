@@ -1,14 +1,18 @@
 """Coqui TTS backend (``coqui-tts``, ``TTS.api.TTS``): its model names, e.g. XTTS v2 with a speaker.
 
-Recipe mapping (:func:`tts_kwargs`): ``model`` -> the Coqui model name (default XTTS v2), ``voice`` ->
+Recipe mapping (:func:`tts_kwargs`): ``model`` -> the Coqui model name (default XTTS v2; loaded through
+Coqui's own model cache, ``$TTS_HOME/tts/<name with -->``, or for Hub-hosted ones such as XTTS v2 the
+huggingface_hub cache, so both work offline once filled) or a local checkpoint (a folder with
+``config.json`` and ``model.pth``, or a ``.pth`` file with ``config.json`` beside it), ``voice`` ->
 ``speaker`` (a built-in speaker name such as ``Ana Florence``) or ``speaker_wav`` (an existing audio file
 to clone; ``default``: neither), ``language`` -> ``language`` (``en`` if unset and the model is
 multilingual), ``length_scale`` -> XTTS's ``speed = 1 / length_scale`` (other models: only 1.0). Sampling
 is seeded from the text.
 
-The package is imported lazily: ``coqui-tts`` 0.28 refuses to import without torchaudio, which has no
-build for the CPU torch this project pins, so it is not a dependency. Model weights download on first
-use (XTTS v2 also asks the user to accept the CPML licence). See the README for what was run.
+The package is imported lazily: ``coqui-tts`` 0.28 installs beside CPU torch 2.13 but refuses to import
+without torchaudio and (torch >= 2.9) torchcodec, which have no working build for it, so it is an optional
+extra. Model weights download on first use (XTTS v2 also asks the user to accept the CPML licence). See the
+README for what was run (a tiny VITS through the library's own synthesizer).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dataengine.fingerprint import file_digest
 from dataengine.recipe import VoiceConfig
 from dataengine.tts.base import TTSBackend
 
@@ -39,16 +44,55 @@ def _import_tts() -> Any:
     return TTS
 
 
+def local_checkpoint(model: str | None) -> tuple[Path, Path] | None:
+    """(checkpoint, config.json) when ``model`` is a local folder or ``.pth`` file, else None."""
+    if not model or not (model.startswith((".", "/", "~")) or model.endswith((".pth", ".pth.tar"))):
+        return None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        config = path / "config.json"
+        checkpoints = [path / n for n in _CHECKPOINT_NAMES if (path / n).is_file()]
+        checkpoints = checkpoints or sorted(path.glob("*.pth"))
+        if not config.is_file() or len(checkpoints) != 1:
+            raise ValueError(f"Coqui model folder {path}: needs config.json and one checkpoint (model.pth)")
+        return checkpoints[0], config
+    if path.is_file() and (path.parent / "config.json").is_file():
+        return path, path.parent / "config.json"
+    raise ValueError(f"Coqui model {model!r}: no such checkpoint with a config.json beside it")
+
+
+_CHECKPOINT_NAMES = ("model.pth", "model_file.pth", "checkpoint.pth", "model_file.pth.tar")
+
+
+def _local_model_kind(config: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads(config.read_text(encoding="utf-8")).get("model", ""))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"Coqui model config {config}: not readable JSON ({exc})") from None
+
+
 def model_name(voice: VoiceConfig) -> str:
+    """The Coqui model name, or for a local checkpoint its path; ValueError for anything else."""
+    local = local_checkpoint(voice.model)
+    if local is not None:
+        return str(local[0])
     name = voice.model or DEFAULT_MODEL
     if name.count("/") != 3 or not name.startswith(("tts_models/", "voice_conversion_models/")):
-        raise ValueError(f"Coqui model {name!r}: expected a model name like {DEFAULT_MODEL}")
+        raise ValueError(
+            f"Coqui model {name!r}: expected a model name like {DEFAULT_MODEL} or a local checkpoint "
+            "(a folder with config.json and model.pth)"
+        )
     return name
 
 
 def tts_kwargs(voice: VoiceConfig) -> dict[str, Any]:
     """``TTS.tts(text, **kwargs)`` arguments for a voice; ValueError for settings the model cannot take."""
     name = model_name(voice)
+    local = local_checkpoint(voice.model)
+    if local is not None:  # the config says what the model is
+        name = f"tts_models/{_local_model_kind(local[1])}"
     kwargs: dict[str, Any] = {}
     if voice.voice != "default":
         path = Path(voice.voice).expanduser()
@@ -77,6 +121,7 @@ class CoquiBackend(TTSBackend):
         self.voice = voice
         self.gpu = gpu
         self.model = model_name(voice)
+        self.local = local_checkpoint(voice.model)
         self.kwargs = tts_kwargs(voice)
         self._tts_cls = _import_tts()
         self._tts: Any = None
@@ -92,14 +137,25 @@ class CoquiBackend(TTSBackend):
     @property
     def version(self) -> str:
         args = ";".join(f"{k}={v}" for k, v in sorted(self.kwargs.items()))
-        return f"coqui-tts=={metadata.version('coqui-tts')};model={self.model};{args};seed=sha256(text)"
+        model = self.model
+        if self.local is not None:  # by content: a retrained checkpoint at the same path is another voice
+            model = "local:" + ",".join(file_digest(path) for path in self.local)
+        speaker = self.kwargs.get("speaker_wav")
+        if speaker:
+            args += f";speaker_wav_sha256={file_digest(Path(speaker))}"
+        return f"coqui-tts=={metadata.version('coqui-tts')};model={model};{args};seed=sha256(text)"
 
     def load(self) -> None:
         if self._tts is not None:
             return
         cls = self._tts_cls or _import_tts()
         try:
-            self._tts = cls(self.model, progress_bar=False, gpu=self.gpu)
+            if self.local is not None:
+                checkpoint, config = self.local
+                tts = cls(model_path=str(checkpoint), config_path=str(config), progress_bar=False)
+            else:  # Coqui's model cache ($TTS_HOME/tts), or the HF cache for Hub-hosted models
+                tts = cls(self.model, progress_bar=False)
+            self._tts = tts.to("cuda" if self.gpu else "cpu")
         except (Exception, EOFError) as exc:  # noqa: BLE001 - download, licence prompt, missing files
             first = (str(exc).splitlines() or [""])[0]
             raise RuntimeError(

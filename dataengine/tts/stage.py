@@ -47,6 +47,7 @@ class TTSStage(TurnStage):
         return (
             "dataengine.tts.base",
             "dataengine.tts.pool",
+            "dataengine.tts.references",
             *backends,
             "dataengine.audio.io",
             "dataengine.audio.pcm",

@@ -1,5 +1,5 @@
 """Test-only stand-in for ``torchaudio`` and ``torio``, so that ``whisperspeech.vq_stoks``, ``vocos`` and
-``encodec`` import.
+``encodec`` import, and ``torchcodec`` for ``coqui-tts`` (its ``import TTS`` checks both are installed).
 
 No torchaudio build works with CPU torch 2.13 (see ``shared/notes/stack.md``). ``whisperspeech`` imports
 torchaudio and ``torio.io._streaming_media_decoder`` at module import time but its tensor encode path
@@ -11,13 +11,14 @@ rather than run substitute code. The product (``dataengine``) never imports this
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import sys
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 _NAMES = ("torchaudio", "torchaudio.transforms", "torchaudio.functional", "torchaudio.functional.functional",
-          "torio", "torio.io", "torio.io._streaming_media_decoder")  # fmt: skip
+          "torio", "torio.io", "torio.io._streaming_media_decoder", "torchcodec")  # fmt: skip
 
 
 def _unavailable(name: str):
@@ -29,6 +30,8 @@ def _unavailable(name: str):
 
 def _modules() -> dict[str, types.ModuleType]:
     mods = {name: types.ModuleType(name) for name in _NAMES}
+    for name, module in mods.items():  # coqui-tts checks importlib.util.find_spec("torchaudio"/"torchcodec")
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
     ta = mods["torchaudio"]
     ta.load = _unavailable("torchaudio.load")  # type: ignore[attr-defined]
     ta.save = _unavailable("torchaudio.save")  # type: ignore[attr-defined]
