@@ -1,8 +1,8 @@
 """TTS backends beside Piper: espeak-ng (real binary), WhisperSpeech and Coqui (adapters; no weights here).
 
-WhisperSpeech's synthesis runs end to end on tiny models in tests/test_tts_whisperspeech.py; Coqui cannot
-synthesize on this machine: its weights come from the Hub at run time and coqui-tts refuses to import without
-torchaudio. Their tests cover what runs offline: recipe -> library argument mapping, construction
+WhisperSpeech's and Coqui's synthesis run end to end on tiny models in tests/test_tts_whisperspeech.py and
+tests/test_tts_coqui.py (real weights come from the Hub; coqui-tts refuses to import without torchaudio, so
+those tests use the import-only stand-in). These tests cover what runs offline: recipe -> library argument mapping, construction
 checks, and the one-line error a user gets. No backend output is faked.
 """
 
