@@ -2,8 +2,8 @@
 
 WhisperSpeech's and Coqui's synthesis run end to end on tiny models in tests/test_tts_whisperspeech.py and
 tests/test_tts_coqui.py (real weights come from the Hub; coqui-tts refuses to import without torchaudio, so
-those tests use the import-only stand-in). These tests cover what runs offline: recipe -> library argument mapping, construction
-checks, and the one-line error a user gets. No backend output is faked.
+those tests use the import-only stand-in). These tests cover what runs offline: recipe -> library
+argument mapping, construction checks, and the one-line error a user gets. No backend output is faked.
 """
 
 from __future__ import annotations
