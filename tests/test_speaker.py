@@ -127,7 +127,7 @@ def test_build_embeds_every_kept_turn_reports_diversity_and_rejects_a_drifting_v
     spec = {
         "name": "speakers",
         "seed": 3,
-        "limit": 5,
+        "limit": 4,
         "source": {"kind": "chatterbot", "categories": ["ai"]},
         "tts": {"voices": [{"backend": "piper"}, {"backend": "espeak", "voice": "en-us"}]},
         "speaker": {"enabled": True},
@@ -139,7 +139,7 @@ def test_build_embeds_every_kept_turn_reports_diversity_and_rejects_a_drifting_v
         f"select count(*) from read_parquet('{tmp_path}/a/manifest/samples.parquet')"
     ).fetchall()[0][0]
     table = pq.read_table(speakers)
-    assert first.kept == kept_turns == table.num_rows > 2  # one spoken turn per sample here
+    assert first.kept == kept_turns == table.num_rows >= 3  # one spoken turn per sample here
     embeddings, digests = table.column("embedding").to_pylist(), table.column("speaker_digest").to_pylist()
     for emb, dig in zip(embeddings, digests, strict=True):
         assert digest(np.asarray(emb, dtype=np.float32)) == dig
