@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dataengine.stage import Stage
 
 _STAGES: list[str | type[Stage]] = [
+    "dataengine.audio.decode_stage:DecodeStage",  # recordings: the file -> audio, in the workers
     "dataengine.text.filters:TextFilter",
     "dataengine.tts.stage:TTSStage",
     "dataengine.noise.stage:NoiseStage",
@@ -38,11 +39,13 @@ _STAGES: list[str | type[Stage]] = [
 PROVIDED: dict[str, frozenset[str]] = {
     TTS: frozenset({"role", "origin", "key", "text", "prefix"}),
     NOISE: frozenset({"role", "origin", "key", "text", "prefix", "voice"}),
-    RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "audio"}),
+    RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "recording"}),
     TOKENS: frozenset({"role", "origin", "key", "text", "prefix"}),
     T2S: frozenset({"role", "origin", "key", "text", "prefix"}),
 }
-"""Turn fields a spoken turn has before any stage runs, by origin (set by the source and the task)."""
+"""Turn fields a spoken turn has before any stage runs, by origin (set by the source and the task).
+A recording turn has the :class:`~dataengine.sample.RecordingRef` its audio is read from (the ``decode``
+stage writes ``audio``); segments of a long recording, cut by the source, have their audio already."""
 
 
 def _resolve(entry: str | type[Stage]) -> type[Stage]:

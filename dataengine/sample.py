@@ -41,6 +41,28 @@ class Reject:
     turn: int | None = None
 
 
+@dataclass(frozen=True)
+class RecordingRef:
+    """Where a recording turn's audio is still to be read, and how: the ``decode`` stage
+    (:mod:`dataengine.audio.decode_stage`) reads it in a worker and sets the turn's ``audio``.
+
+    The source's limits travel with the turn, so two recordings sources in one recipe keep theirs."""
+
+    where: str
+    """The path relative to the corpus (or the row), for reject details."""
+    path: str | None = None
+    data: bytes | None = None
+    """The encoded file itself (a 🤗 dataset's Audio bytes), when there is no path."""
+    start_s: float = 0.0
+    duration_s: float | None = None
+    """A slice of the file (a lhotse cut); None: to its end."""
+    max_file_s: float = 3600.0
+    max_channels: int = 2
+    trim: bool = True
+    """Cut leading/trailing non-speech down to ``edge_pad_s`` (the VAD's frames)."""
+    edge_pad_s: float = 0.2
+
+
 @dataclass
 class Turn:
     """One turn. ``text`` is what the turn says in words (for a spoken turn: the words spoken, or the
@@ -62,6 +84,8 @@ class Turn:
     """What the ASR round trip heard (when it ran)."""
     speaker_embedding: np.ndarray | None = None
     """The speaker encoder's unit-length embedding of the audio (when the speaker stage ran)."""
+    recording: RecordingRef | None = None
+    """A recording turn's audio still to be decoded (None once ``audio`` is set)."""
 
     @property
     def spoken(self) -> bool:

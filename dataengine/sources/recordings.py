@@ -1,15 +1,24 @@
 """Real recordings as samples: a folder, a manifest, a lhotse CutSet, or a 🤗 dataset's Audio column.
 
 Each recording becomes one sample per segment: a user turn of origin ``recording`` (its transcript,
-if any, as ``text``; its audio decoded here, edges trimmed and long recordings split at pauses,
-:mod:`dataengine.audio.segment`) and an assistant turn holding the row's answer (empty unless the
-corpus has one). Tasks decide what to make of them (``pretrain``, ``transcription``, ``instruction``).
+if any, as ``text``) and an assistant turn holding the row's answer (empty unless the corpus has one).
+Tasks decide what to make of them (``pretrain``, ``transcription``, ``instruction``).
+
+Decoding is not done here but in the workers: the turn carries a :class:`~dataengine.sample.RecordingRef`
+(the path or bytes, the slice, the source's limits) and the ``decode`` stage
+(:mod:`dataengine.audio.decode_stage`) sets its audio. Only a recording that must be cut needs its audio
+here, to find its pauses: one whose header says it lasts about ``segment.max_s`` or more (or does not
+say) is decoded and split in this process (:mod:`dataengine.audio.segment`), its segments' audio set.
+Reading a header costs well under a millisecond, so the common case (utterances, clips) costs the main
+process a ``stat`` and a header per file.
 
 Nothing is listed into memory: folders are walked with ``os.scandir`` (sorted per directory),
 manifests read line by line, datasets streamed. Ids come from the path relative to the corpus root
 (a manifest's own ``id`` column, a cut's id), and a segment's id adds its start in milliseconds.
-A row that cannot be used (a missing file, a file neither decoder reads, NaN samples, a header that
-says 6 hours or 8 channels) is a reject row (stage ``source``) with the path and the decoder's message.
+A row that cannot be used before decoding (a missing file named by a transcript, a manifest row
+without a path) is a reject row of stage ``source``; a file neither decoder reads, NaN samples, a
+header that says 6 hours or 8 channels are rejected by the ``decode`` stage, with the path and the
+decoder's message.
 """
 
 from __future__ import annotations
@@ -26,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from dataengine.audio.decode import DecodeError, decode_recording
+from dataengine.audio.decode import DecodeError, decode_recording, probe_seconds
 from dataengine.audio.segment import cut_recording
 from dataengine.audio.vad import SileroVAD
 from dataengine.errors import one_line
 from dataengine.recipe import HFAudioSource, RecordingsSource, SegmentConfig, SettingError
-from dataengine.sample import ASSISTANT, AUDIO_SAMPLE_RATE, RECORDING, USER, Sample, Turn
+from dataengine.sample import ASSISTANT, AUDIO_SAMPLE_RATE, RECORDING, USER, RecordingRef, Sample, Turn
 from dataengine.sources.rows import safe_id
 
 TEXT_COLUMNS = ("text", "transcription", "sentence", "transcript", "normalized_text")
@@ -322,8 +331,16 @@ def check_recordings(config: RecordingsSource) -> None:
 # ---- rows -> samples ------------------------------------------------------------------------------------
 
 
+SPLIT_MARGIN_S = 1.0
+"""A recording whose header says at least ``segment.max_s`` minus this is decoded here to be cut: the
+margin covers a header that rounds (an MP3's), so no recording that needs cutting reaches the decode
+stage whole."""
+
+
 class _Segmenter:
-    """Decodes rows and cuts them into samples (one VAD model per source iterator)."""
+    """Turns rows into samples: most as a :class:`~dataengine.sample.RecordingRef` for the ``decode``
+    stage; a recording longer than the segments is decoded here, cut at its pauses (one VAD model per
+    source iterator)."""
 
     def __init__(
         self, source: str, max_file_s: float, max_channels: int, trim: bool, segment: SegmentConfig | None
@@ -335,6 +352,30 @@ class _Segmenter:
         self.vad = SileroVAD()
         self._asr = None
 
+    def _ref(self, row: RecordingRow) -> RecordingRef:
+        return RecordingRef(
+            row.where,
+            None if row.path is None else str(row.path),
+            row.data,
+            row.start_s,
+            row.duration_s,
+            self.max_file_s,
+            self.max_channels,
+            self.trim,
+            self.segment.edge_pad_s,
+        )
+
+    def _needs_cutting(self, row: RecordingRow, target: Path | bytes) -> bool:
+        """Whether the recording may be longer than a segment (by its header; unknown counts as long)
+        and is not refused for its length anyway: only then is it decoded in this process."""
+        if not self.split:
+            return False
+        try:
+            seconds = probe_seconds(target, row.start_s, row.duration_s)
+        except DecodeError:
+            return False  # the decode stage rejects it, with the decoder's reason
+        return seconds is None or self.segment.max_s - SPLIT_MARGIN_S <= seconds <= self.max_file_s
+
     def samples(self, row: RecordingRow) -> Iterator[Sample]:
         if row.problem is not None:
             reason, detail = row.problem
@@ -342,6 +383,11 @@ class _Segmenter:
             return
         target = row.data if row.data is not None else row.path
         assert target is not None
+        voice = f"recording:{row.speaker}" if row.speaker else "recording"
+        if not self._needs_cutting(row, target):
+            user = Turn(USER, row.text, origin=RECORDING, key=row.id, voice=voice, recording=self._ref(row))
+            yield Sample(row.id, 0, self.source, [user, Turn(ASSISTANT, row.answer)])
+            return
         try:
             audio = decode_recording(
                 target,
@@ -350,15 +396,15 @@ class _Segmenter:
                 start_s=row.start_s,
                 duration_s=row.duration_s,
             )
-        except DecodeError as exc:
-            yield Sample(row.id, 0, self.source).drop("source", exc.reason, exc.value, f"{row.where}: {exc}")
+        except DecodeError:  # the decode stage decodes it again and rejects it, like any other
+            user = Turn(USER, row.text, origin=RECORDING, key=row.id, voice=voice, recording=self._ref(row))
+            yield Sample(row.id, 0, self.source, [user, Turn(ASSISTANT, row.answer)])
             return
         cuts = cut_recording(audio, self.vad, self.segment, self.trim, self.split)
         several = len(cuts.spans) > 1
         texts = self._segment_texts(row.text, audio, cuts.spans) if several else [row.text]
         for (start, end), text in zip(cuts.spans, texts, strict=True):
             sample_id = f"{row.id}-{round(start * 1000 / AUDIO_SAMPLE_RATE):08d}" if several else row.id
-            voice = f"recording:{row.speaker}" if row.speaker else "recording"
             user = Turn(
                 USER, text, origin=RECORDING, key=sample_id, voice=voice, audio=audio[start:end].copy()
             )
