@@ -21,13 +21,15 @@ from omegaconf import OmegaConf
 from training_fixtures import tiny_dir
 
 from dataengine.audio.decode import DECODE_REASONS
+from dataengine.audio.decode_stage import DecodeStage
 from dataengine.audio.io import read_audio_file
 from dataengine.audio.segment import plan_cuts
 from dataengine.cache import StageCache
 from dataengine.pipeline import build
 from dataengine.recipe import Recipe, RecordingsSource, SegmentConfig, SettingError
 from dataengine.sources import check_source, iter_rows
-from dataengine.sources.recordings import check_recordings, recording_rows
+from dataengine.sources.recordings import check_recordings
+from dataengine.stage import StageStats
 
 ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -78,8 +80,15 @@ def corpora(tmp_path_factory: pytest.TempPathFactory, prompts) -> dict[str, Path
     return {"libri": root / "libri", "audiofolder": folder}
 
 
+def decoded(samples: list) -> list:
+    """The samples after the ``decode`` stage (what the workers do first)."""
+    stage = DecodeStage()
+    stage.start()
+    return stage(samples, StageStats(stage.name))
+
+
 def rows_of(**source: object) -> list:
-    return list(iter_rows(RecordingsSource.model_validate({"kind": "recordings", **source})))
+    return decoded(list(iter_rows(RecordingsSource.model_validate({"kind": "recordings", **source}))))
 
 
 def test_librispeech_and_audiofolder_layouts_give_stable_ids_texts_and_a_missing_file_row(corpora) -> None:  # noqa: ANN001
@@ -160,8 +169,9 @@ def test_common_voice_jsonl_lhotse_and_hf_audio_sources(tmp_path: Path, prompts)
         }
     )
     check_source(recipe)
-    decoded, junk = iter_rows(recipe.source)
-    assert (decoded.id, decoded.turns[0].text, junk.reject.reason) == ("hf-0000000", text, "unreadable")
+    good, junk = decoded(list(iter_rows(recipe.source)))
+    assert (good.id, good.turns[0].text, junk.reject.reason) == ("hf-0000000", text, "unreadable")
+    assert (good.turns[0].duration_s > 0.3, junk.reject.stage) == (True, "decode")
 
 
 def _members(out: Path, ext: str) -> list[bytes]:
@@ -262,6 +272,44 @@ def test_long_recordings_split_at_pauses_within_bounds_with_ids_from_the_start_a
     assert all(s.turns[0].text == "" for s in again)  # no word timings: segments say nothing
 
 
+def test_the_main_process_decodes_only_recordings_it_must_cut(
+    tmp_path: Path, prompts, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """Short files reach the workers as a path (the ``decode`` stage reads them, with the same audio the
+    source used to make); only a recording longer than a segment is decoded by the source, to be cut."""
+    import dataengine.sources.recordings as recordings
+    from dataengine.audio.decode import decode_recording
+    from dataengine.audio.segment import cut_recording
+    from dataengine.audio.vad import SileroVAD
+
+    gap = np.zeros(int(0.7 * SR), np.float32)
+    sf.write(tmp_path / "long.wav", np.concatenate([x for _, a, _ in prompts for x in (a, gap)]), SR)
+    for stem, audio, _ in prompts[:2]:
+        sf.write(tmp_path / f"{stem}.wav", np.concatenate([gap, audio, gap]), SR)
+    in_source: list[object] = []
+    real = recordings.decode_recording
+
+    def counted(target: object, **kwargs: object) -> np.ndarray:
+        in_source.append(target)
+        return real(target, **kwargs)
+
+    monkeypatch.setattr(recordings, "decode_recording", counted)
+    segment = SegmentConfig(min_s=2, max_s=5, min_pause_s=0.3, edge_pad_s=0.2, words_model="none")
+    source = RecordingsSource(kind="recordings", path=tmp_path, segment=segment)
+    rows = list(iter_rows(source))
+    assert in_source == [tmp_path / "long.wav"]
+    short = [s for s in rows if not s.id.startswith("long")]
+    assert len(short) == 2 and all(s.turns[0].audio is None and s.turns[0].recording for s in short)
+    cut = [s for s in rows if s.id.startswith("long-")]
+    assert len(cut) >= 2 and all(s.turns[0].audio is not None and s.turns[0].recording is None for s in cut)
+    decoded(rows)
+    vad = SileroVAD()
+    for sample in short:  # what the source computed before decoding moved to the workers
+        whole = decode_recording(tmp_path / f"{sample.id}.wav", max_s=3600, max_channels=2)
+        [(a, b)] = cut_recording(whole, vad, segment, trim=True, split=True).spans
+        assert np.array_equal(sample.turns[0].audio, whole[a:b]) and sample.turns[0].recording is None
+
+
 def test_plan_cuts_forces_a_cut_only_where_there_is_no_pause() -> None:
     probs = np.ones(1000, np.float32)  # 32 s of speech without a pause
     cuts = plan_cuts(probs, 1000 * 512, 512, SegmentConfig(min_s=5, max_s=10), trim=True, split=True)
@@ -338,8 +386,8 @@ def test_a_single_real_word_with_silence_around_it_is_kept_not_silence(prompts) 
 
 
 def test_a_folder_of_a_thousand_files_streams_in_flat_memory(tmp_path: Path) -> None:
-    """The source holds one folder's entries and one recording at a time: the peak of Python allocations
-    over 1,000 files is that of 100 (within a margin), not ten times it."""
+    """The source holds one folder's entries and one row at a time, and reads only headers (the workers
+    decode): the peak of Python allocations over 1,000 files is that of 100 (within a margin)."""
     import tracemalloc
 
     rng = np.random.default_rng(0)
@@ -349,10 +397,10 @@ def test_a_folder_of_a_thousand_files_streams_in_flat_memory(tmp_path: Path) -> 
         folder.mkdir(exist_ok=True)
         sf.write(folder / f"{n:04d}.wav", clip, SR)
 
-    def peak(path: Path) -> tuple[int, int]:  # the walk and the rows (decoding is per file, bounded)
-        source = RecordingsSource(kind="recordings", path=path, trim_edges=False, segment=None)
+    def peak(path: Path) -> tuple[int, int]:  # the walk, the headers and the samples (no decoding)
+        source = RecordingsSource(kind="recordings", path=path)
         tracemalloc.start()
-        count = sum(1 for _ in recording_rows(source))
+        count = sum(1 for s in iter_rows(source) if s.turns[0].recording is not None)
         high = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return count, high
@@ -361,3 +409,60 @@ def test_a_folder_of_a_thousand_files_streams_in_flat_memory(tmp_path: Path) -> 
     big_count, big_peak = peak(tmp_path)
     assert (small_count, big_count) == (100, 1000)
     assert big_peak < 1.5 * small_peak + 256 * 1024, (small_peak, big_peak)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_recordings_build_then_resume_gives_identical_bytes(
+    tmp_path: Path, prompts: list
+) -> None:
+    """A folder of two short prompts and a corrupt file, one sample a batch: killed once the tokenizer
+    has cached its first result, the same command finishes the build, byte-identical to one never killed
+    (the decode stage runs again in the workers; the cache gives back what the killed run finished)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for stem, audio, _ in prompts[:2]:
+        sf.write(corpus / f"{stem}.flac", audio, SR)
+    (corpus / "broken.mp3").write_bytes(b"ID3" + bytes(range(256)) * 8)
+    recipe = {
+        "name": "resume",
+        "seed": 2,
+        "source": {"kind": "recordings", "path": str(corpus)},
+        "tasks": {"pretrain": {"share": 1}},
+        "executor": {"batch_size": 1},
+        "shards": {"max_samples": 1},
+    }
+    recipe_file = tmp_path / "resume.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    cache_dir, out = tmp_path / "cache", tmp_path / "out"
+    command = [sys.executable, "-m", "dataengine.cli", "build", str(recipe_file), "--out", str(out)]
+    command += ["--cache-dir", str(cache_dir), "--no-progress", "--workers", "1"]
+    log = tmp_path / "killed.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline, entries = time.time() + 120, 0
+    while time.time() < deadline and process.poll() is None:
+        entries = StageCache(cache_dir).count("tokenizer")
+        if entries >= 1:
+            break
+        time.sleep(0.05)
+    running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert running and process.returncode == -signal.SIGKILL, log.read_text(errors="replace")[-2000:]
+    assert entries >= 1 and not (out / "manifest").exists()  # killed half-way, nothing visible
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    whole = build(Recipe.model_validate(recipe), tmp_path / "whole", progress=False, cache=None)
+    assert whole.kept == 2 and whole.rejected == {"decode/unreadable": 1}
+
+    def tree(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert tree(out) == tree(tmp_path / "whole")

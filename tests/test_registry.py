@@ -134,3 +134,21 @@ def test_audio_check_runs_the_stages_that_handle_recordings() -> None:
         "audio_filters",
         "tokenizer",
     ]
+
+
+def test_recording_turns_get_their_audio_from_the_decode_stage(tmp_path: Path) -> None:
+    """A recordings build runs ``decode`` first (the workers read the files); without it the filters
+    would find no audio on a recording turn, and check_order says so in one line."""
+    (tmp_path / "a.wav").write_bytes(b"")
+    recipe = Recipe.model_validate(
+        {
+            "name": "r",
+            "source": {"kind": "recordings", "path": str(tmp_path)},
+            "tasks": {"pretrain": {"share": 1}},
+        }
+    )
+    stages = build_stages(recipe)
+    assert stages[0].name == "decode" and not stages[0].cacheable
+    with pytest.raises(RecipeError, match="stage 'audio_filters' reads 'audio' of recording turns"):
+        check_order(stages[1:], ("recording",))
+    assert "decode" not in [s.name for s in build_stages(Recipe(name="t"))]  # synthetic builds: unchanged

@@ -198,7 +198,9 @@ def _check_file(source: Path | bytes) -> None:
         raise DecodeError("empty_audio", "no audio bytes")
 
 
-def probe_seconds(source: Path | bytes, start_s: float = 0.0, duration_s: float | None = None) -> float | None:
+def probe_seconds(
+    source: Path | bytes, start_s: float = 0.0, duration_s: float | None = None
+) -> float | None:
     """How long the recording (or its ``start_s`` + ``duration_s`` slice) lasts by its header, without
     decoding a sample (well under a millisecond for WAV/FLAC/MP3 through soundfile; PyAV for the rest);
     None when the header does not say. Raises :class:`DecodeError` when neither decoder opens it."""

@@ -38,7 +38,7 @@ class DecodeStage(TurnStage):
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> DecodeStage | None:
-        """Only in builds whose tasks make recording turns (so other builds' stage lists stay as they were)."""
+        """Only in builds whose tasks make recording turns (other builds keep their stage lists)."""
         from dataengine.tasks import task_origins
 
         return cls() if RECORDING in task_origins(recipe) else None
