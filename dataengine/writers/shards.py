@@ -8,6 +8,7 @@ from pathlib import Path
 import webdataset as wds
 
 from dataengine.crashpoints import crash_point
+from dataengine.idset import IdSet
 
 TAR_BLOCK = 512
 
@@ -27,7 +28,7 @@ class ShardWriter:
     def __init__(
         self, folder: Path, split: str, max_samples: int, max_bytes: int, unique_keys: bool = False
     ) -> None:
-        """``unique_keys``: remember every key written, so :meth:`holds` can tell a repeated one."""
+        """``unique_keys``: remember every key written (on disk), so :meth:`holds` can tell a repeated one."""
         self.folder = folder
         self.split = split
         self.max_samples = max_samples
@@ -37,7 +38,7 @@ class ShardWriter:
         self._handle = None
         self._count = 0
         self._bytes = 0
-        self._keys: set[str] | None = set() if unique_keys else None
+        self._keys = IdSet() if unique_keys else None
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -87,4 +88,7 @@ class ShardWriter:
     def close(self) -> list[str]:
         """Finish the open shard; return every shard name written."""
         self._close()
+        if self._keys is not None:
+            self._keys.close()
+            self._keys = None
         return list(self.shards)
