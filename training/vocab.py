@@ -5,8 +5,8 @@ initialisation for added tokens: the model starts out treating them as an averag
 ``append`` layout sound ids go after every existing row and special id
 (:func:`dataengine.training.tokenizer.with_sound_tokens`); with ``ichigo`` they take the ids of Ichigo's
 released checkpoints (:func:`dataengine.training.tokenizer.ichigo_special_tokens`), so a Llama 3.1
-checkpoint grows to Ichigo's 128,771 rows and an Ichigo checkpoint, already that size, is copied unchanged. The complete
-special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
+checkpoint grows to Ichigo's 128,771 rows and an Ichigo checkpoint, already that size, is copied
+unchanged. The complete special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
 """
 
 from __future__ import annotations
