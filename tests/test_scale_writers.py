@@ -156,3 +156,28 @@ def test_the_workers_encode_the_flac_and_the_writer_does_not(monkeypatch: pytest
     off = spoken_pair("o", 3, "hi", audio=np.zeros(800, dtype=np.float32))
     EncodeMembers(keep_audio=False, keep_rejected_audio=False)([off], StageStats("encode"))
     assert off.flac is None  # shards.keep_audio: false: nothing encoded
+
+
+def test_the_member_writer_makes_webdataset_s_tar_bytes() -> None:
+    import io
+
+    import webdataset as wds
+
+    from dataengine.writers.tar import MemberWriter
+
+    rnd = random.Random(0)
+    for _ in range(20):
+        samples = []
+        for i in range(rnd.randrange(0, 5)):  # names up to and over tarfile's 100-byte ustar limit
+            key = "k" * rnd.choice([3, 90, 95, 96, 97, 120]) + str(i)
+            exts = rnd.sample(["json", "tokens.npy", "flac"], rnd.randrange(1, 4))
+            samples.append((key, {e: rnd.randbytes(rnd.choice([0, 1, 511, 512, 513, 3000])) for e in exts}))
+        before, after = io.BytesIO(), io.BytesIO()
+        tar = wds.TarWriter(before, user="", group="", mode=0o444, mtime=0, encoder=False)
+        ours = MemberWriter(after)
+        for key, members in samples:
+            tar.write({"__key__": key, **members})
+            ours.write(key, members)
+        tar.close()
+        ours.close()
+        assert after.getvalue() == before.getvalue()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import webdataset as wds
-
 from dataengine.crashpoints import crash_point
 from dataengine.idset import IdSet
+from dataengine.writers.tar import MemberWriter
 
 TAR_BLOCK = 512
 
@@ -34,7 +33,7 @@ class ShardWriter:
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.shards: list[str] = []
-        self._writer: wds.TarWriter | None = None
+        self._writer: MemberWriter | None = None
         self._handle = None
         self._count = 0
         self._bytes = 0
@@ -47,7 +46,7 @@ class ShardWriter:
 
     def _open(self) -> None:
         self._handle = open(self.folder / f".{self.current_name}.tmp", "wb")  # noqa: SIM115
-        self._writer = wds.TarWriter(self._handle, user="", group="", mode=0o444, mtime=0, encoder=False)
+        self._writer = MemberWriter(self._handle, mode=0o444)  # webdataset's TarWriter's bytes, faster
         self._count = 0
         self._bytes = 0
 
@@ -78,7 +77,7 @@ class ShardWriter:
         if self._writer is None:
             self._open()
         assert self._writer is not None
-        self._writer.write({"__key__": key, **members})
+        self._writer.write(key, members)
         if self._keys is not None:
             self._keys.add(key)
         self._count += 1
