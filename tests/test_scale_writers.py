@@ -121,9 +121,7 @@ def test_a_repeated_id_is_rejected_by_the_source_before_any_stage(tmp_path: Path
     path = tmp_path / "rows.jsonl"
     rows = [{"id": i, "p": f"prompt {n}", "r": "answer"} for n, i in enumerate("xyx")]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    source = FilesSource(
-        kind="files", paths=[path], prompt_column="p", response_column="r", id_column="id"
-    )
+    source = FilesSource(kind="files", paths=[path], prompt_column="p", response_column="r", id_column="id")
     got = list(iter_rows(source))
     assert [s.kept for s in got] == [True, True, False]
     assert (got[2].reject.stage, got[2].reject.reason) == ("source", DUPLICATE_ID)
@@ -175,9 +173,9 @@ def test_the_member_writer_makes_webdataset_s_tar_bytes() -> None:
         before, after = io.BytesIO(), io.BytesIO()
         tar = wds.TarWriter(before, user="", group="", mode=0o444, mtime=0, encoder=False)
         ours = MemberWriter(after)
-        for key, members in samples:
-            tar.write({"__key__": key, **members})
-            ours.write(key, members)
+        for key, parts in samples:
+            tar.write({"__key__": key, **parts})
+            ours.write(key, parts)
         tar.close()
         ours.close()
         assert after.getvalue() == before.getvalue()
