@@ -75,11 +75,17 @@ def init_tiny(out: Path, seed: int) -> None:
     )
 
 
+RECIPE = "dataengine/training/stream_finetune.py"
+"""How ``tune run`` is given the recipe: it turns a custom recipe's path into a module name
+(``dataengine.training.stream_finetune``) and imports that, so the installed package's recipe runs from
+any working directory (an absolute path would not: it makes no module name)."""
+
+
 @train.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("config", type=click.Path(path_type=Path))
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def run(config: Path, overrides: tuple[str, ...]) -> None:
-    """``tune run training/stream_finetune.py --config CONFIG [key=value …]`` in this environment.
+    """``tune run dataengine/training/stream_finetune.py --config CONFIG [key=value …]`` in this environment.
 
     CONFIG is a file, or the name of a config shipped in training/configs (``tiny_cpu``)."""
     from dataengine import training
@@ -102,7 +108,7 @@ def run(config: Path, overrides: tuple[str, ...]) -> None:
         "-m",
         "torchtune._cli.tune",
         "run",
-        str(package / "stream_finetune.py"),  # the installed recipe file, from any working directory
+        RECIPE,
         "--config",
         str(config),
         *overrides,

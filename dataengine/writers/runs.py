@@ -29,8 +29,8 @@ thus make runs of that size)."""
 CHUNK_ROWS = 4096
 FAN_IN = 16
 """Runs merged at once; more are first merged in passes."""
-OUT_ROWS = 8 * 2048
-"""Rows per merged batch: whole DuckDB vectors (2048 rows), so a COPY groups rows as from one table."""
+OUT_ROWS = 2048
+"""Rows per merged batch: one DuckDB vector, so a COPY groups rows as it does from one table."""
 SEQ = "__seq"
 """The arrival number, stored in the runs: it breaks ties, so equal keys keep their arrival order."""
 
