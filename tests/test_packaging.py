@@ -68,6 +68,7 @@ def test_a_non_editable_install_builds_writes_a_card_and_trains_from_another_fol
             str(python),
             "install",
             "-q",
+            "--no-compile",
             "--no-deps",
             "--no-build-isolation",
             "--no-index",
