@@ -87,6 +87,9 @@ class BuildSummary:
     wall_seconds: float = 0.0
     shards: list[str] = field(default_factory=list)
     stages: list[StageStats] = field(default_factory=list)
+    """The recipe's stages, in order."""
+    encode: StageStats = field(default_factory=lambda: StageStats(EncodeMembers.name))
+    """The workers' last step, the FLAC encoding of the audio members (:mod:`dataengine.writers.encode`)."""
     ended: str = ""
     """Why the build stopped taking samples: ``limit``, or the task whose samples ran out."""
 
@@ -288,7 +291,8 @@ def build(
     plan = plan_build(recipe)
     staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
-    summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
+    summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in steps])
+    totals = [*summary.stages, summary.encode]  # one per stage the executor runs
     writer = _OrderedWriter(recipe, staging, summary, [s.name for s in stages])
     bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
 
@@ -296,9 +300,9 @@ def build(
     log.info("%d worker(s), batches of %d samples", executor.workers, size)
     with closing(executor.map(stages, _batches(plan.feed(), size))) as results:  # closed early at the end
         for batch, batch_stats in results:
-            merge_stats(summary.stages, batch_stats)
-            check_error_rate(summary.stages, recipe.executor)
-            check_stage_bounds(stages, summary.stages)
+            merge_stats(totals, batch_stats)
+            check_error_rate(totals, recipe.executor)
+            check_stage_bounds(stages, totals)
             before = writer.manifest.rejected
             for sample in batch:
                 plan.arrive(sample)
@@ -313,8 +317,8 @@ def build(
         else:
             plan.finish(writer.write_kept, writer.write_reject)
     bars.close()
-    check_error_rate(summary.stages, recipe.executor, final=True)
-    check_stage_bounds(stages, summary.stages, final=True)
+    check_error_rate(totals, recipe.executor, final=True)
+    check_stage_bounds(stages, totals, final=True)
     summary.ended = plan.ended
 
     summary.shards = writer.shards.close()

@@ -1,8 +1,9 @@
 """Full fine-tuning that streams dataengine's shards: a copy-and-edit of torchtune's
 ``full_finetune_single_device`` / ``full_finetune_distributed`` recipes, counted in optimizer steps.
 
-    tune run training/stream_finetune.py --config training/configs/tiny_cpu.yaml
-    tune run --nproc_per_node 8 training/stream_finetune.py --config training/configs/stage1_llama3_1_8b.yaml
+    tune run dataengine/training/stream_finetune.py --config training/configs/tiny_cpu.yaml
+    tune run --nproc_per_node 8 dataengine/training/stream_finetune.py \
+        --config training/configs/stage1_llama3_1_8b.yaml
 
 One process per device; with more than one process the model is sharded with FSDP2 (torchtune's
 ``shard_model``). Streaming data (``dataengine.training.dataset``), gradient accumulation, bf16, activation
