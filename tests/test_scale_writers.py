@@ -179,3 +179,22 @@ def test_the_member_writer_makes_webdataset_s_tar_bytes() -> None:
         tar.close()
         ours.close()
         assert after.getvalue() == before.getvalue()
+
+
+def test_a_large_manifest_is_cut_into_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB holds a whole row group while it writes: a long manifest is several bounded ones."""
+    import pyarrow.parquet as pq
+
+    from dataengine.writers import manifest
+
+    monkeypatch.setattr(manifest, "COPY_OPTIONS", "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 2048")
+    writer = ManifestWriter(tmp_path / "manifest", ["snr_db"])
+    for row in _streams(5000):
+        writer.add_kept(
+            _row(spoken_pair(row["id"], row["index"], "p"), ["snr_db"]), "train-000000.tar", "0" * 64
+        )
+    writer.close()
+    table = pq.ParquetFile(tmp_path / "manifest" / SAMPLES_FILE)
+    assert table.metadata.num_row_groups == 3 and table.metadata.num_rows == 5000
+    keys = list(zip(*table.read(columns=["index", "id"]).to_pydict().values(), strict=True))
+    assert keys == sorted(keys)
