@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_vq.py
 	$(BIN)/python benchmarks/bench_scale.py
+	# the ordered part at 10k/100k/1M samples, precomputed audio (the engine, not the models; ~15 min at 1M here)
+	$(BIN)/python benchmarks/bench_scale.py --engine
 	$(BIN)/python benchmarks/eval_filters.py
 	$(BIN)/python benchmarks/bench_loader.py
 	# numerics: which steps depend on the CPU's instruction set, then the same with the pins (must not move)

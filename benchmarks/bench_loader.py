@@ -47,7 +47,7 @@ def source_build(tmp: Path, build_dir: Path | None) -> Path:
 
 def replicate(build_dir: Path, out: Path, n: int) -> tuple[Path, Path]:
     """``n`` samples (the build's, repeated with new ids) as shards of 256 and as one Parquet file."""
-    from training.shards import iter_raw_samples, resolve_shards
+    from dataengine.training.shards import iter_raw_samples, resolve_shards
 
     raws = [raw for url in resolve_shards(build_dir) for raw in iter_raw_samples(url)]
     writer = ShardWriter(out / "shards", "train", max_samples=256, max_bytes=1 << 30)
@@ -66,7 +66,7 @@ def replicate(build_dir: Path, out: Path, n: int) -> tuple[Path, Path]:
 
 
 def streaming_items(shards: Path, tokenizer, packed: bool, shuffle: bool = True):  # noqa: ANN001, ANN201
-    from training.dataset import ShardStream
+    from dataengine.training.dataset import ShardStream
 
     buffer = 1000 if shuffle else 1
     return ShardStream(
@@ -113,10 +113,9 @@ def items_run(make: Callable[[], Any]) -> Run:
 
 def loader_run(make: Callable[[], Any], bos_id: int) -> Run:
     """One pass in batches of 8, collated (samples = bos ids, tokens = tokens that carry loss)."""
+    from dataengine.training.loader import StreamingLoader
     from torch.utils.data import DataLoader
     from torchtune.data import padded_collate_packed, padded_collate_sft
-
-    from training.loader import StreamingLoader
 
     started = time.perf_counter()
     ds = make()
@@ -145,9 +144,8 @@ def round_robin(runs: dict[str, Callable[[], Run]], repeat: int) -> dict[str, Ru
 def training_consumption(build_dir: Path, tiny: Path, out: Path, steps: int = 12) -> tuple[float, float]:
     """(samples/s, trained tokens/s) the tiny CPU model trains on (tiny_cpu.yaml: packed 256-token
     rows, batch 2), over the training steps only (model and data setup excluded)."""
+    from dataengine.training.stream_finetune import StreamFinetuneRecipe
     from omegaconf import OmegaConf
-
-    from training.stream_finetune import StreamFinetuneRecipe
 
     cfg = OmegaConf.load(ROOT / "training" / "configs" / "tiny_cpu.yaml")
     overrides = {"max_steps": steps, "save_every_n_steps": 10**9, "record_sample_ids": True}
@@ -191,10 +189,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         os.environ["TIKTOKEN_CACHE_DIR"] = str(tmp / "tiktoken")
         import datasets
+        from dataengine.training.tiny import init_tiny
+        from dataengine.training.tokenizer import sound_llama3_tokenizer
         from torchtune.models.llama3 import llama3_tokenizer
-
-        from training.tiny import init_tiny
-        from training.tokenizer import sound_llama3_tokenizer
 
         datasets.disable_progress_bars()
         build_dir = source_build(tmp, args.build)

@@ -26,9 +26,16 @@ character for character: its tokenizer treats a sample as transcription only whe
 ``<|sound_start|>`` (stripped) equals one of them, and otherwise silently drops that text."""
 
 
+_SOUND_TOKENS = [f"<|sound_{code:04d}|>" for code in range(10_000)]
+"""Every code's token text, made once: the ordered part renders one per sound token of every sample."""
+
+
 def sound_string(tokens: Iterable[int]) -> str:
     """``<|sound_start|><|sound_0042|>…<|sound_end|>`` as Ichigo / llama3-s models read it."""
-    return SOUND_START + "".join(f"<|sound_{int(t):04d}|>" for t in tokens) + SOUND_END
+    codes = tokens.tolist() if isinstance(tokens, np.ndarray) else [int(t) for t in tokens]
+    table = _SOUND_TOKENS
+    body = "".join([table[c] if 0 <= c < len(table) else f"<|sound_{c:04d}|>" for c in codes])
+    return SOUND_START + body + SOUND_END
 
 
 def parse_sound_string(text: str) -> np.ndarray:

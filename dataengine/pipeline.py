@@ -27,19 +27,21 @@ from dataengine.crashpoints import crash_point
 from dataengine.errors import one_line
 from dataengine.executors import LocalExecutor, RayExecutor
 from dataengine.health import check_error_rate, check_stage_bounds, merge_stats, stage_counts
+from dataengine.idset import IdSet
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
 from dataengine.registry import build_stages, metric_names
 from dataengine.sample import Sample
-from dataengine.sources import check_source
+from dataengine.sources import DUPLICATE_ID, check_source
 from dataengine.speaker.drift import VoiceDrift
 from dataengine.stage import Stage, StageStats
-from dataengine.t2s.report import t2s_report
+from dataengine.t2s.report import t2s_report, t2s_rows
 from dataengine.tasks import make_tasks
 from dataengine.tasks.base import FormatContext, Task
 from dataengine.tasks.mixer import MixError
 from dataengine.tasks.plan import MixPlan
+from dataengine.writers.encode import EncodeMembers
 from dataengine.writers.manifest import ManifestWriter
 from dataengine.writers.members import members_digest, reject_members, sample_members
 from dataengine.writers.shards import ShardWriter
@@ -85,6 +87,9 @@ class BuildSummary:
     wall_seconds: float = 0.0
     shards: list[str] = field(default_factory=list)
     stages: list[StageStats] = field(default_factory=list)
+    """The recipe's stages, in order."""
+    encode: StageStats = field(default_factory=lambda: StageStats(EncodeMembers.name))
+    """The workers' last step, the FLAC encoding of the audio members (:mod:`dataengine.writers.encode`)."""
     ended: str = ""
     """Why the build stopped taking samples: ``limit``, or the task whose samples ran out."""
 
@@ -280,12 +285,14 @@ def build(
 ) -> BuildSummary:
     """Run the whole build into ``out`` (reusing ``cache`` where it has results); return what happened."""
     started = time.perf_counter()
-    stages = build_stages(recipe, cache)
+    steps = build_stages(recipe, cache)
+    stages = [*steps, EncodeMembers.from_recipe(recipe)]  # the workers also encode the audio members
     preflight(recipe, stages, out, cache)
     plan = plan_build(recipe)
     staging = prepare_output(out)
     executor = executor or LocalExecutor(workers)
-    summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in stages])
+    summary = BuildSummary(out=out, stages=[StageStats(s.name) for s in steps])
+    totals = [*summary.stages, summary.encode]  # one per stage the executor runs
     writer = _OrderedWriter(recipe, staging, summary, [s.name for s in stages])
     bars = _Progress([s.name for s in stages] + ["write"], recipe.limit, progress)
 
@@ -293,16 +300,16 @@ def build(
     log.info("%d worker(s), batches of %d samples", executor.workers, size)
     with closing(executor.map(stages, _batches(plan.feed(), size))) as results:  # closed early at the end
         for batch, batch_stats in results:
-            merge_stats(summary.stages, batch_stats)
-            check_error_rate(summary.stages, recipe.executor)
-            check_stage_bounds(stages, summary.stages)
-            before = len(writer.manifest.rejects)
+            merge_stats(totals, batch_stats)
+            check_error_rate(totals, recipe.executor)
+            check_stage_bounds(stages, totals)
+            before = writer.manifest.rejected
             for sample in batch:
                 plan.arrive(sample)
             plan.drain(writer.write_kept, writer.write_reject)
             bars.update(
                 len(batch),
-                [s.dropped for s in batch_stats] + [len(writer.manifest.rejects) - before],
+                [s.dropped for s in batch_stats] + [writer.manifest.rejected - before],
                 summary.audio_seconds,
             )
             if plan.done:
@@ -310,8 +317,8 @@ def build(
         else:
             plan.finish(writer.write_kept, writer.write_reject)
     bars.close()
-    check_error_rate(summary.stages, recipe.executor, final=True)
-    check_stage_bounds(stages, summary.stages, final=True)
+    check_error_rate(totals, recipe.executor, final=True)
+    check_stage_bounds(stages, totals, final=True)
     summary.ended = plan.ended
 
     summary.shards = writer.shards.close()
@@ -319,9 +326,10 @@ def build(
     writer.manifest.close()
     if writer.speakers is not None:
         writer.speakers.close()
+    writer.written.close()
     (staging / "recipe.yaml").write_text(recipe.dump_yaml(), encoding="utf-8")
-    summary.rejected = Counter(f"{r['stage']}/{r['reason']}" for r in writer.manifest.rejects)
-    summary.tasks = Counter(r["task"] for r in writer.manifest.samples)
+    summary.rejected = Counter(writer.manifest.reasons)
+    summary.tasks = Counter(writer.manifest.tasks)
     info = {
         "dataengine_version": __version__,
         "recipe": recipe.name,
@@ -334,13 +342,13 @@ def build(
         "reject_reasons": dict(sorted(summary.rejected.items())),
         # seen and dropped per step (no seconds or cache hits: build.json is the same for every run)
         "stages": stage_counts(
-            [s.name for s in stages], summary.rejected, summary.kept + sum(summary.rejected.values())
+            [s.name for s in steps], summary.rejected, summary.kept + sum(summary.rejected.values())
         ),
         "numerics": numerics.describe(),
         "ended": summary.ended,
     }
     if recipe.t2s is not None:  # only then: the build.json of other recipes stays as it was
-        info["t2s"] = t2s_report(recipe, writer.manifest.samples, writer.manifest.rejects)
+        info["t2s"] = t2s_report(recipe, *t2s_rows(staging / "manifest"))  # read back: rows are not kept
     write_build_info(staging, info)  # the file digests and seal that `verify` checks
     publish_output(staging, out)
     summary.wall_seconds = time.perf_counter() - started
@@ -348,7 +356,10 @@ def build(
 
 
 class _OrderedWriter:
-    """The ordered part: dedupe ids, format each kept sample as its task, write it (or its reject)."""
+    """The ordered part: format each kept sample as its task, write it (or its reject).
+
+    Each source already rejected its repeated ids; :attr:`written` catches an id that two sources
+    share. Both keep their ids on disk (:class:`~dataengine.idset.IdSet`)."""
 
     def __init__(self, recipe: Recipe, staging: Path, summary: BuildSummary, stage_names: list[str]) -> None:
         self.recipe = recipe
@@ -365,7 +376,7 @@ class _OrderedWriter:
         )
         self.manifest = ManifestWriter(staging / "manifest", metric_names(stage_names))
         self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
-        self.seen_ids: set[str] = set()
+        self.written = IdSet()
         speaker = recipe.speaker
         self.drift = VoiceDrift(speaker) if speaker.enabled else None
         self.speakers = (
@@ -378,14 +389,15 @@ class _OrderedWriter:
         assert sample.reject is not None
         members = None
         if self.recipe.shards.keep_rejected_audio and not self.rejected.holds(sample.id):
-            if sample.reject.reason != "duplicate_id":
+            if sample.reject.reason != DUPLICATE_ID:
                 members = reject_members(sample)
         self.manifest.add_reject(sample, self.rejected.add(sample.id, members) if members else None)
 
     def write_kept(self, sample: Sample, task: Task) -> bool:
         """Write ``sample`` as ``task``; False when it became a reject instead (duplicate id, bad format)."""
-        if sample.id in self.seen_ids:
-            sample.drop("write", "duplicate_id", detail=f"id {sample.id} appeared earlier in the source")
+        if sample.id in self.written:
+            detail = f"id {sample.id} was written earlier, from another source"
+            sample.drop("write", DUPLICATE_ID, detail=detail)
         else:
             try:
                 task.format(sample, self.context)
@@ -405,9 +417,10 @@ class _OrderedWriter:
                 turn=turn,
             )
         if not sample.kept:
+            sample.flac = None  # the worker encoded the kept sample's audio, not its failing turn's
             self.write_reject(sample)
             return False
-        self.seen_ids.add(sample.id)
+        self.written.add(sample.id)
         shard = self.shards.add(sample.id, members)
         self.manifest.add_kept(sample, shard, members_digest(members))
         if self.drift is not None and self.speakers is not None:

@@ -113,6 +113,10 @@ class Sample:
     turns: list[Turn] = field(default_factory=list)
     task: str | None = None
     reject: Reject | None = None
+    flac: bytes | None = None
+    """The ``flac`` member its shard will hold, encoded in a worker by the last step
+    (:class:`~dataengine.writers.encode.EncodeMembers`): every spoken turn's audio in order for a kept
+    sample, the failing turn's for a reject; None when there is none, or it is not kept."""
 
     @classmethod
     def pair(cls, id: str, index: int, prompt: str, response: str, source: str = "") -> Sample:  # noqa: A002

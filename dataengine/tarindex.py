@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from training.tarstream import member_spans
+from dataengine.training.tarstream import member_spans
 
 INDEXED_SHARDS = 64
 """Shard indexes kept in memory (each a few entries per sample)."""

@@ -12,6 +12,12 @@ import pytest
 import torch
 from build_facts import ManifestFacts
 from click.testing import CliRunner
+from dataengine.training.dataset import ShardStream
+from dataengine.training.encode import ConversationEncoder
+from dataengine.training.shards import decode_sample, iter_raw_samples, load_codes, resolve_shards
+from dataengine.training.stream_finetune import run
+from dataengine.training.tiny import TINY_MODEL
+from dataengine.training.tokenizer import ichigo_special_tokens, load_special_tokens, sound_llama3_tokenizer
 from omegaconf import OmegaConf
 from torchtune.models.llama3 import llama3
 from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS, RESERVED_TOKENS
@@ -20,12 +26,6 @@ from training_fixtures import CONFIGS, conversations, tiny_base_model, tiny_dir,
 from dataengine.cli import main
 from dataengine.formatting import TRANSCRIPTION_REQUESTS, sound_string
 from dataengine.ichigo import ICHIGO_REQUESTS, check_conversation, read_turn
-from training.dataset import ShardStream
-from training.encode import ConversationEncoder
-from training.shards import decode_sample, iter_raw_samples, load_codes, resolve_shards
-from training.stream_finetune import run
-from training.tiny import TINY_MODEL
-from training.tokenizer import ichigo_special_tokens, load_special_tokens, sound_llama3_tokenizer
 
 OLD_REQUESTS = (  # dataengine's requests before issue 13: Ichigo's tokenizer dropped every one of them
     "Transcribe the following audio clip.",

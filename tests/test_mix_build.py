@@ -99,12 +99,12 @@ def test_each_task_writes_ichigo_s_layout(mix_dir: Path) -> None:
 
 
 def test_ichigo_s_tokenizer_rules_and_the_training_loader_take_every_sample(mix_dir: Path) -> None:
+    from dataengine.training.encode import ConversationEncoder
+    from dataengine.training.shards import decode_sample, iter_raw_samples, resolve_shards
+    from dataengine.training.tokenizer import sound_llama3_tokenizer
     from training_fixtures import tiny_dir
 
     from dataengine.ichigo import check_conversation
-    from training.encode import ConversationEncoder
-    from training.shards import decode_sample, iter_raw_samples, resolve_shards
-    from training.tokenizer import sound_llama3_tokenizer
 
     samples = [decode_sample(raw) for url in resolve_shards(mix_dir) for raw in iter_raw_samples(url)]
     for sample in samples:
@@ -182,11 +182,10 @@ def test_long_spoken_prompts_and_the_token_limit(tmp_path: Path) -> None:
 def test_the_tiny_model_trains_on_the_ichigo_mix_build(mix_dir: Path, tmp_path: Path) -> None:
     """The torchtune recipe streams the mix build's shards as they are and the loss falls; the stream
     packs every sample of every task."""
+    from dataengine.training.dataset import ShardStream
+    from dataengine.training.stream_finetune import run
     from omegaconf import OmegaConf
     from training_fixtures import CONFIGS, tiny_dir, tiny_tokenizer
-
-    from training.dataset import ShardStream
-    from training.stream_finetune import run
 
     out = tmp_path / "run"
     cfg = OmegaConf.load(CONFIGS / "tiny_cpu.yaml")

@@ -321,7 +321,7 @@ def test_plan_cuts_forces_a_cut_only_where_there_is_no_pause() -> None:
 def test_librispeech_and_audiofolder_build_into_pretrain_and_transcription_and_stage1_trains(
     tmp_path: Path, corpora
 ) -> None:  # noqa: ANN001
-    from training.stream_finetune import run
+    from dataengine.training.stream_finetune import run
 
     manifests = {}
     for name in ("libri", "audiofolder"):

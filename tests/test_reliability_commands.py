@@ -363,7 +363,14 @@ def test_train_run_checks_data_and_model_files_before_launching(
     assert launched == []
     (tiny / "model.pt").write_text("x")
     result = run("train", "run", cfg, f"data={small_build_dir}", f"tiny_dir={tiny}")
-    assert result.exit_code == 0 and len(launched) == 1 and "training/stream_finetune.py" in launched[0]
+    # the recipe as tune run's module path (dataengine.training.stream_finetune): it runs from any folder
+    assert result.exit_code == 0 and len(launched) == 1
+    assert "dataengine/training/stream_finetune.py" in launched[0]
+    message = one_line_error(run("train", "run", "no_such_config"))
+    assert "no such config file (shipped configs: " in message and ", tiny_cpu" in message
+    result = run("train", "run", "tiny_cpu", f"data={small_build_dir}", f"tiny_dir={tiny}")  # a shipped one
+    config = launched[-1][launched[-1].index("--config") + 1]
+    assert result.exit_code == 0 and Path(config).resolve() == (CONFIGS / "tiny_cpu.yaml").resolve()
 
 
 # --- 13: audio-check on paths that are not files ---------------------------------------------------------

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dataengine.training.dataset import ShardStream
+from dataengine.training.encode import ConversationEncoder
+from dataengine.training.shards import ShardError, decode_sample, iter_raw_samples, resolve_shards
+from dataengine.training.stream_finetune import run
 from omegaconf import OmegaConf
 from torchtune.data import Message
 from training_fixtures import CONFIGS, tiny_dir, tiny_tokenizer, write_mixed_shards
 
 from dataengine.writers.shards import ShardWriter
-from training.dataset import ShardStream
-from training.encode import ConversationEncoder
-from training.shards import ShardError, decode_sample, iter_raw_samples, resolve_shards
-from training.stream_finetune import run
 
 
 def reference(tok, turns, train_on_input: bool) -> tuple[list[int], list[int]]:  # noqa: ANN001

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 from build_facts import ManifestFacts
+from dataengine.training.dataset import ShardStream
+from dataengine.training.loader import StreamCollate, StreamingLoader
+from dataengine.training.shards import ShardError, parse_hf_url, resolve_shards
+from dataengine.training.tarstream import TarStreamError, iter_members
 from torchtune.modules.attention_utils import create_block_causal_mask
 from training_fixtures import tiny_tokenizer
-
-from training.dataset import ShardStream
-from training.loader import StreamCollate, StreamingLoader
-from training.shards import ShardError, parse_hf_url, resolve_shards
-from training.tarstream import TarStreamError, iter_members
 
 MAX_LEN = 256
 

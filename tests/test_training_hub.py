@@ -11,9 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from dataengine.training.dataset import ShardStream
 from training_fixtures import tiny_dir, tiny_tokenizer
-
-from training.dataset import ShardStream
 
 REPO, REV = "org/speech-set", "v1.0.0"
 
@@ -60,8 +59,8 @@ def hub_server(files: dict[str, bytes]) -> ThreadingHTTPServer:
 
 READ_IDS = """
 import sys
-from training.dataset import ShardStream
-from training.tokenizer import sound_llama3_tokenizer
+from dataengine.training.dataset import ShardStream
+from dataengine.training.tokenizer import sound_llama3_tokenizer
 tok = sound_llama3_tokenizer(sys.argv[2] + "/tokenizer.model", sys.argv[2] + "/special_tokens.json")
 ds = ShardStream(sys.argv[1], tok, 256, packed=False, shuffle_buffer=1, shuffle_shards=False, epochs=1)
 print(len(ds.shards), *[i for item in ds for i in item["sample_ids"]])
@@ -69,7 +68,7 @@ print(len(ds.shards), *[i for item in ds for i in item["sample_ids"]])
 
 RESOLVE = """
 import json, sys
-from training.shards import ShardError, resolve_shards
+from dataengine.training.shards import ShardError, resolve_shards
 try:
     print(json.dumps(resolve_shards(sys.argv[1])))
 except ShardError as exc:

@@ -14,12 +14,12 @@ import pytest
 import torch
 from build_facts import ManifestFacts
 from click.testing import CliRunner
+from dataengine.training.stream_finetune import run
 from omegaconf import OmegaConf
 from torchtune import config
 from training_fixtures import tiny_dir, tiny_tokenizer
 
 from dataengine.cli import main
-from training.stream_finetune import run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
@@ -96,7 +96,9 @@ def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
     cfg = OmegaConf.to_container(
         tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=4), resolve=True
     )
-    code = "import json, sys; from training.stream_finetune import run; run(json.loads(sys.argv[1]))"
+    code = (
+        "import json, sys; from dataengine.training.stream_finetune import run; run(json.loads(sys.argv[1]))"
+    )
     env = {**os.environ, "DATAENGINE_CRASH_AT": "train_step:6"}  # kill -9 itself after step 6
     killed = subprocess.run(
         [sys.executable, "-c", code, json.dumps(cfg)],

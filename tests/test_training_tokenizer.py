@@ -7,14 +7,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from build_facts import ManifestFacts
+from dataengine.training.encode import ConversationEncoder, tokenize_conversation
+from dataengine.training.shards import (
+    ShardError,
+    ShardSample,
+    Turn,
+    decode_sample,
+    iter_raw_samples,
+    resolve_shards,
+)
+from dataengine.training.tokenizer import SOUND_END, SOUND_START, sound_llama3_tokenizer, with_sound_tokens
 from torchtune.data import Message
 from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS, Llama3Tokenizer
 from training_fixtures import tiny_dir, tiny_tokenizer
 
 from dataengine.formatting import sound_string
-from training.encode import ConversationEncoder, tokenize_conversation
-from training.shards import ShardError, ShardSample, Turn, decode_sample, iter_raw_samples, resolve_shards
-from training.tokenizer import SOUND_END, SOUND_START, sound_llama3_tokenizer, with_sound_tokens
 
 
 def test_sound_ids_follow_every_llama3_id_without_clashes() -> None:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 from click.testing import CliRunner
+from dataengine.training.tiny import TINY_MODEL
+from dataengine.training.tokenizer import load_special_tokens, sound_llama3_tokenizer
 from safetensors.torch import load_file, save_file
 from torchtune.models.llama3 import llama3
 from training_fixtures import BASE_ROWS, tiny_base_model, tiny_dir
 
 from dataengine.cli import main
-from training.tiny import TINY_MODEL
-from training.tokenizer import load_special_tokens, sound_llama3_tokenizer
 
 
 def check_rows(old: torch.Tensor, new: torch.Tensor) -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dataengine.training.shards import iter_raw_samples, resolve_shards
+from dataengine.training.tiny import TINY_MODEL, init_tiny
+from dataengine.training.tokenizer import SoundLlama3Tokenizer, load_special_tokens, sound_llama3_tokenizer
 from torchtune.models.llama3 import llama3
 
 from dataengine.formatting import TRANSCRIPTION_REQUESTS, sound_string
 from dataengine.writers.members import tokens_npy
 from dataengine.writers.shards import ShardWriter
-from training.shards import iter_raw_samples, resolve_shards
-from training.tiny import TINY_MODEL, init_tiny
-from training.tokenizer import SoundLlama3Tokenizer, load_special_tokens, sound_llama3_tokenizer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "training" / "configs"
 BASE_ROWS = 320 + 257  # the tiny BPE + Llama 3's special tokens, before any sound token

@@ -3,5 +3,5 @@
 Modules: ``tokenizer`` (sound-token ids), ``shards`` (where shards live, reading them), ``dataset``
 (the streaming, packing, resumable IterableDataset), ``loader`` (DataLoader + its checkpointable
 position), ``vocab`` (embedding resize), ``tiny`` (a tiny tokenizer + model for CPU runs) and the
-recipe ``stream_finetune.py`` (run it with ``tune run training/stream_finetune.py --config …``).
+recipe ``stream_finetune.py`` (run it with ``tune run dataengine/training/stream_finetune.py --config …``).
 """

@@ -2,8 +2,8 @@
 
 Order of operations, per *slot* (one dataloader worker on one rank):
 shards (sorted, seeded shuffle per epoch) -> every ``n_slots``-th shard -> samples -> seeded shuffle
-buffer -> decode + tokenize a block of samples at a time (``training.encode``: codes map straight to
-ids) -> pack to ``max_seq_len``. Items hold numpy arrays; the loader's collate makes the tensors.
+buffer -> decode + tokenize a block of samples at a time (``dataengine.training.encode``: codes map
+straight to ids) -> pack to ``max_seq_len``. Items hold numpy arrays; the loader's collate makes the tensors.
 Everything is a pure function of (seed, epoch, slot), so a position is just ``(epoch, consumed)``:
 how many shuffled samples of this epoch went into items already handed out. Resuming replays the
 shuffle buffer over the raw bytes (nothing is decoded or tokenized) and skips those, so a resumed run
@@ -21,12 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from dataengine.training.encode import ConversationEncoder
+from dataengine.training.shards import (
+    TRAINING_MEMBERS,
+    ShardError,
+    decode_sample,
+    iter_raw_samples,
+    resolve_shards,
+)
+from dataengine.training.tokenizer import SoundLlama3Tokenizer
 from torch.utils.data import IterableDataset, get_worker_info
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX
-
-from training.encode import ConversationEncoder
-from training.shards import TRAINING_MEMBERS, ShardError, decode_sample, iter_raw_samples, resolve_shards
-from training.tokenizer import SoundLlama3Tokenizer
 
 Encoded = tuple[str, np.ndarray, np.ndarray]  # sample id, token ids, labels
 ENCODE_BLOCK = 512  # samples decoded and tokenized together (numpy and tiktoken calls per block)
@@ -56,7 +61,8 @@ class ShardStream(IterableDataset):
     """Yields packed (or single) training items from shards; see the module docstring.
 
     Args:
-        source: a folder, shard file, or ``hf://datasets/ORG/NAME@REV`` URL (see ``training.shards``).
+        source: a folder, shard file, or ``hf://datasets/ORG/NAME@REV`` URL (see
+            ``dataengine.training.shards``).
         tokenizer: a :class:`SoundLlama3Tokenizer`.
         max_seq_len: pack length (and truncation length of a single sample).
         packed: pack several samples per item (block-causal attention) or one sample per item.
@@ -214,6 +220,6 @@ def _pop_random(buffer: list[dict[str, Any]], rng: random.Random) -> dict[str, A
 
 
 def shard_stream(tokenizer: SoundLlama3Tokenizer, source: str, **options: Any) -> ShardStream:
-    """Config builder (``_component_: training.dataset.shard_stream``): the recipe passes the tokenizer,
-    the config the source and any :class:`ShardStream` option by name."""
+    """Config builder (``_component_: dataengine.training.dataset.shard_stream``): the recipe passes the
+    tokenizer, the config the source and any :class:`ShardStream` option by name."""
     return ShardStream(source, tokenizer, **options)

@@ -24,11 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from dataengine.training.shards import ShardError, ShardSample
+from dataengine.training.tokenizer import SOUND_END, SOUND_START, SoundLlama3Tokenizer
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message
 from torchtune.modules.transforms.tokenizers._tiktoken import MAX_NO_WHITESPACE_CHARS
-
-from training.shards import ShardError, ShardSample
-from training.tokenizer import SOUND_END, SOUND_START, SoundLlama3Tokenizer
 
 SOUND_CHARS = len("<|sound_0000|>")
 START_CHARS, END_CHARS = len(SOUND_START), len(SOUND_END)

@@ -1,4 +1,4 @@
-"""A DataLoader over :class:`~training.dataset.ShardStream` whose position is checkpointable.
+"""A DataLoader over :class:`~dataengine.training.dataset.ShardStream` whose position is checkpointable.
 
 Every item carries ``(slot, epoch, consumed)``; every batch comes whole from one worker (one slot),
 so the loader keeps the latest position per slot plus the number of batches handed out. ``state_dict``
@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from dataengine.training.dataset import ShardStream
 from torch.utils.data import DataLoader
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX
 from torchtune.modules.attention_utils import _SUPPORTS_FLEX_ATTENTION, packed_block_causal_mask
-
-from training.dataset import ShardStream
 
 
 def pad_right(items: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:

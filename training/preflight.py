@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.shards import ShardError, resolve_shards
+from dataengine.training.shards import ShardError, resolve_shards
 
 
 class PreflightError(ValueError):

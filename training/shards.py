@@ -21,8 +21,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
-
-from training.tarstream import TarStreamError, iter_member_batches
+from dataengine.training.tarstream import TarStreamError, iter_member_batches
 
 _NPY_HEADER = re.compile(
     rb"\x93NUMPY\x01\x00..\{'descr': '(?P<descr><[iu][1248])', "

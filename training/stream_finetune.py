@@ -1,11 +1,12 @@
 """Full fine-tuning that streams dataengine's shards: a copy-and-edit of torchtune's
 ``full_finetune_single_device`` / ``full_finetune_distributed`` recipes, counted in optimizer steps.
 
-    tune run training/stream_finetune.py --config training/configs/tiny_cpu.yaml
-    tune run --nproc_per_node 8 training/stream_finetune.py --config training/configs/stage1_llama3_1_8b.yaml
+    tune run dataengine/training/stream_finetune.py --config training/configs/tiny_cpu.yaml
+    tune run --nproc_per_node 8 dataengine/training/stream_finetune.py \
+        --config training/configs/stage1_llama3_1_8b.yaml
 
 One process per device; with more than one process the model is sharded with FSDP2 (torchtune's
-``shard_model``). Streaming data (``training.dataset``), gradient accumulation, bf16, activation
+``shard_model``). Streaming data (``dataengine.training.dataset``), gradient accumulation, bf16, activation
 checkpointing, warmup schedules, and checkpoint + resume, where the data position is part of the
 recipe state. Edit this file rather than subclassing it.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dataengine.training.loader import StreamingLoader
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.distributed.tensor import DTensor
@@ -28,7 +30,6 @@ from torchtune.training.checkpointing._utils import get_largest_iter_folder
 from torchtune.training.lr_schedulers import get_lr
 
 from dataengine.crashpoints import crash_point
-from training.loader import StreamingLoader
 
 log = utils.get_logger("INFO")
 DATA_KEY = "data_position"

@@ -11,12 +11,11 @@ import os
 from pathlib import Path
 
 import torch
+from dataengine.training.tokenizer import sound_llama3_tokenizer, write_special_tokens
 from tiktoken._educational import bpe_train
 from tiktoken.load import dump_tiktoken_bpe
 from torchtune.models.llama3 import llama3
 from torchtune.models.llama3._tokenizer import CL100K_PATTERN, LLAMA3_SPECIAL_TOKENS
-
-from training.tokenizer import sound_llama3_tokenizer, write_special_tokens
 
 TINY_MODEL = {"num_layers": 2, "num_heads": 4, "num_kv_heads": 2, "embed_dim": 64, "max_seq_len": 256}
 LLAMA3_FIRST_SPECIAL = 128000

@@ -3,10 +3,10 @@
 New embedding rows are the mean of the existing rows, and new output rows likewise (the usual
 initialisation for added tokens: the model starts out treating them as an average token). With the
 ``append`` layout sound ids go after every existing row and special id
-(:func:`training.tokenizer.with_sound_tokens`); with ``ichigo`` they take the ids of Ichigo's released
-checkpoints (:func:`training.tokenizer.ichigo_special_tokens`), so a Llama 3.1 checkpoint grows to
-Ichigo's 128,771 rows and an Ichigo checkpoint, already that size, is copied unchanged. The complete
-special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
+(:func:`dataengine.training.tokenizer.with_sound_tokens`); with ``ichigo`` they take the ids of Ichigo's
+released checkpoints (:func:`dataengine.training.tokenizer.ichigo_special_tokens`), so a Llama 3.1
+checkpoint grows to Ichigo's 128,771 rows and an Ichigo checkpoint, already that size, is copied
+unchanged. The complete special-token map is written to ``OUT/special_tokens.json`` for the tokenizer.
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS
-
-from training.tokenizer import (
+from dataengine.training.tokenizer import (
     DEFAULT_SOUND_CODES,
     ICHIGO_SOUND_CODES,
     layout_special_tokens,
     load_special_tokens,
     write_special_tokens,
 )
+from torchtune.models.llama3._tokenizer import LLAMA3_SPECIAL_TOKENS
 
 EMBEDDING_KEYS = ("tok_embeddings.weight", "model.embed_tokens.weight")
 OUTPUT_KEYS = ("output.weight", "lm_head.weight")

@@ -46,8 +46,8 @@ def resize_vocab(src: Path, dst: Path, codes: int | None, layout: str, special_t
 
     With --layout ichigo a released Ichigo checkpoint (already 128,771 rows) is copied unchanged with a
     special_tokens.json that lets training/ continue it on dataengine's shards."""
-    from training.vocab import VocabError
-    from training.vocab import resize_vocab as run_resize
+    from dataengine.training.vocab import VocabError
+    from dataengine.training.vocab import resize_vocab as run_resize
 
     try:
         report = run_resize(src, dst, n_sound_codes=codes, special_tokens_path=special_tokens, layout=layout)
@@ -65,7 +65,7 @@ def resize_vocab(src: Path, dst: Path, codes: int | None, layout: str, special_t
 @click.option("--seed", type=int, default=0, show_default=True)
 def init_tiny(out: Path, seed: int) -> None:
     """Write a tiny BPE tokenizer + random tiny llama3 checkpoint to OUT (for tiny_cpu.yaml)."""
-    from training.tiny import init_tiny as run_init
+    from dataengine.training.tiny import init_tiny as run_init
 
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: folder exists and is not empty")
@@ -75,14 +75,29 @@ def init_tiny(out: Path, seed: int) -> None:
     )
 
 
+RECIPE = "dataengine/training/stream_finetune.py"
+"""How ``tune run`` is given the recipe: it turns a custom recipe's path into a module name
+(``dataengine.training.stream_finetune``) and imports that, so the installed package's recipe runs from
+any working directory (an absolute path would not: it makes no module name)."""
+
+
 @train.command("run", context_settings={"ignore_unknown_options": True})
 @click.argument("config", type=click.Path(path_type=Path))
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def run(config: Path, overrides: tuple[str, ...]) -> None:
-    """``tune run training/stream_finetune.py --config CONFIG [key=value …]`` in this environment."""
+    """``tune run dataengine/training/stream_finetune.py --config CONFIG [key=value …]`` in this environment.
+
+    CONFIG is a file, or the name of a config shipped in training/configs (``tiny_cpu``)."""
+    from dataengine import training
+
+    package = Path(training.__file__).parent
     if not config.is_file():
-        raise UserError(f"{config}: no such config file")
-    from training.preflight import PreflightError, check_run_config
+        shipped = package / "configs" / (config.name if config.suffix == ".yaml" else f"{config.name}.yaml")
+        if config.parent != Path(".") or not shipped.is_file():
+            names = ", ".join(sorted(p.stem for p in (package / "configs").glob("*.yaml")))
+            raise UserError(f"{config}: no such config file (shipped configs: {names})")
+        config = shipped
+    from dataengine.training.preflight import PreflightError, check_run_config
 
     try:  # the data, tokenizer and checkpoint must be there before tune starts
         check_run_config(config, overrides)
@@ -93,7 +108,7 @@ def run(config: Path, overrides: tuple[str, ...]) -> None:
         "-m",
         "torchtune._cli.tune",
         "run",
-        "training/stream_finetune.py",
+        RECIPE,
         "--config",
         str(config),
         *overrides,

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,21 @@ from dataengine.publish.files import CARD_FILE, PLOTS_DIR
 from dataengine.publish.listen import REJECTED_DIR, rejected_features, write_examples
 from dataengine.schema import SampleRow, column_names, hf_features
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cards"
 TEMPLATE_NAME = "dataset_card.md.j2"
+OVERRIDE_DIR = Path("cards")
+"""A folder of the working directory whose templates replace the shipped ones of the same name (the
+repository's cards/ folder, when run from a checkout)."""
+
+
+def template_dirs() -> list[Path]:
+    """Where the card's templates are looked up, first match wins: ``$DATAENGINE_CARD_TEMPLATES``, then
+    ./cards, then the templates shipped in the package (``dataengine.cards``: the repository's cards/)."""
+    shipped = Path(next(iter(import_module("dataengine.cards").__path__)))
+    chosen = os.environ.get("DATAENGINE_CARD_TEMPLATES")
+    dirs = [Path(chosen)] if chosen else []
+    if OVERRIDE_DIR.is_dir():
+        dirs.append(OVERRIDE_DIR.resolve())
+    return [*dirs, shipped]
 _SAMPLE_COLUMNS = set(column_names(SampleRow))
 
 
@@ -255,7 +269,7 @@ def render_card(
         yaml_header(name, stats, keep_audio, listen["rejected"]), sort_keys=False, allow_unicode=True
     )
     env = Environment(
-        loader=FileSystemLoader(os.environ.get("DATAENGINE_CARD_TEMPLATES", TEMPLATE_DIR)),
+        loader=FileSystemLoader(template_dirs()),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from importlib import import_module
 from typing import Any
 
+from dataengine.idset import IdSet
 from dataengine.recipe import Recipe, SettingError
 from dataengine.sample import Sample
 from dataengine.sources.conversations import check_conversation
@@ -49,11 +50,26 @@ def check_source(recipe: Recipe) -> None:
             raise SettingError(f"tasks.{name}.{exc.key}", message) from None
 
 
+DUPLICATE_ID = "duplicate_id"
+"""The reject reason (stage ``source``) of a row whose id an earlier usable row of its source had."""
+
+
 def iter_rows(config: Any) -> Iterator[Sample]:
-    """Every row of one source config as a checked conversation; ``index`` is the row's number."""
-    for index, sample in enumerate(_source_function(config.kind, 1)(config)):
-        sample.index = index
-        yield check_conversation(sample)
+    """Every row of one source config as a checked conversation; ``index`` is the row's number.
+
+    A row whose id an earlier usable row already had is rejected here (``source/duplicate_id``), before
+    any stage works on it; the ids are kept in an :class:`~dataengine.idset.IdSet`, whose memory does not
+    grow with the source."""
+    seen = IdSet()
+    try:
+        for index, sample in enumerate(_source_function(config.kind, 1)(config)):
+            sample.index = index
+            sample = check_conversation(sample)
+            if sample.kept and not seen.add(sample.id):
+                sample.drop("source", DUPLICATE_ID, detail=f"id {sample.id} appeared earlier in the source")
+            yield sample
+    finally:
+        seen.close()
 
 
 def iter_source(recipe: Recipe) -> Iterator[Sample]:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from dataengine.recipe import Recipe
 from dataengine.sample import T2S, TTS
@@ -33,6 +35,22 @@ def skipped_stages(recipe: Recipe) -> list[str]:
         for cls in stage_classes()
         if TTS in cls.origins and T2S not in cls.origins and cls.from_recipe(recipe) is not None
     ]
+
+
+def t2s_rows(manifest: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The T2S rows of a written manifest (kept, rejected), with the columns :func:`t2s_report` reads:
+    the build does not keep its rows in memory."""
+    from dataengine.t2s.guard import DriftGuardStage
+    from dataengine.t2s.stage import T2SStage
+    from dataengine.writers.manifest import REJECTS_FILE, SAMPLES_FILE
+
+    wanted = {"origin", "stage", "reason", *T2SStage.metrics, *DriftGuardStage.metrics}
+    tables = []
+    for name in (SAMPLES_FILE, REJECTS_FILE):
+        path = manifest / name
+        columns = [c for c in pq.read_schema(path).names if c in wanted]
+        tables.append(pq.read_table(path, columns=columns, filters=[("origin", "=", T2S)]).to_pylist())
+    return tables[0], tables[1]
 
 
 def t2s_report(

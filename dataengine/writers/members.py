@@ -14,7 +14,15 @@ from dataengine.audio.io import encode_flac
 from dataengine.sample import AUDIO_SAMPLE_RATE, Sample
 from dataengine.schema import METRIC_DECIMALS, encode_record, failing_turn, reject_record, sample_record
 
-__all__ = ["METRIC_DECIMALS", "members_digest", "reject_members", "sample_members", "tokens_npy"]
+__all__ = [
+    "METRIC_DECIMALS",
+    "members_digest",
+    "reject_flac",
+    "reject_members",
+    "sample_flac",
+    "sample_members",
+    "tokens_npy",
+]
 
 
 def tokens_npy(tokens: np.ndarray) -> bytes:
@@ -23,9 +31,24 @@ def tokens_npy(tokens: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def sample_flac(sample: Sample) -> bytes | None:
+    """The ``flac`` member of a kept sample: every spoken turn's audio, in conversation order."""
+    audio = [t.audio for t in sample.spoken_turns() if t.audio is not None]
+    return encode_flac(np.concatenate(audio), AUDIO_SAMPLE_RATE) if audio else None
+
+
+def reject_flac(sample: Sample) -> bytes | None:
+    """The ``flac`` member of a reject's kept audio: its failing turn's (None without audio)."""
+    turn = failing_turn(sample)
+    if turn is None or turn.audio is None or not len(turn.audio):
+        return None
+    return encode_flac(turn.audio, AUDIO_SAMPLE_RATE)
+
+
 def sample_members(sample: Sample, keep_audio: bool) -> dict[str, bytes]:
     """Member extension -> bytes, as written to the tar file under ``<key>.<ext>``: the json record,
-    the codes of every spoken turn in conversation order, and (``keep_audio``) their audio."""
+    the codes of every spoken turn in conversation order, and (``keep_audio``) their audio: the FLAC a
+    worker already encoded into ``sample.flac`` when there is one."""
     record = sample_record(sample)
     spoken = sample.spoken_turns()
     codes = [t.tokens for t in spoken if t.tokens is not None]
@@ -33,22 +56,20 @@ def sample_members(sample: Sample, keep_audio: bool) -> dict[str, bytes]:
         "json": encode_record(record),
         "tokens.npy": tokens_npy(np.concatenate(codes) if codes else np.zeros(0)),
     }
-    audio = [t.audio for t in spoken if t.audio is not None]
-    if keep_audio and audio:
-        members["flac"] = encode_flac(np.concatenate(audio), AUDIO_SAMPLE_RATE)
+    if keep_audio:
+        flac = sample.flac if sample.flac is not None else sample_flac(sample)
+        if flac is not None:
+            members["flac"] = flac
     return members
 
 
 def reject_members(sample: Sample) -> dict[str, bytes] | None:
     """``json`` (:class:`~dataengine.schema.RejectRecord`) + ``flac`` of a rejected sample's failing
     turn, when it has audio (None without: rejected before TTS, or text only)."""
-    turn = failing_turn(sample)
-    if turn is None or turn.audio is None or not len(turn.audio):
+    flac = sample.flac if sample.flac is not None else reject_flac(sample)
+    if flac is None:
         return None
-    return {
-        "json": encode_record(reject_record(sample)),
-        "flac": encode_flac(turn.audio, AUDIO_SAMPLE_RATE),
-    }
+    return {"json": encode_record(reject_record(sample)), "flac": flac}
 
 
 def members_digest(members: dict[str, bytes]) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import webdataset as wds
-
 from dataengine.crashpoints import crash_point
+from dataengine.idset import IdSet
+from dataengine.writers.tar import MemberWriter
 
 TAR_BLOCK = 512
 
@@ -27,17 +27,17 @@ class ShardWriter:
     def __init__(
         self, folder: Path, split: str, max_samples: int, max_bytes: int, unique_keys: bool = False
     ) -> None:
-        """``unique_keys``: remember every key written, so :meth:`holds` can tell a repeated one."""
+        """``unique_keys``: remember every key written (on disk), so :meth:`holds` can tell a repeated one."""
         self.folder = folder
         self.split = split
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self.shards: list[str] = []
-        self._writer: wds.TarWriter | None = None
+        self._writer: MemberWriter | None = None
         self._handle = None
         self._count = 0
         self._bytes = 0
-        self._keys: set[str] | None = set() if unique_keys else None
+        self._keys = IdSet() if unique_keys else None
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -46,7 +46,7 @@ class ShardWriter:
 
     def _open(self) -> None:
         self._handle = open(self.folder / f".{self.current_name}.tmp", "wb")  # noqa: SIM115
-        self._writer = wds.TarWriter(self._handle, user="", group="", mode=0o444, mtime=0, encoder=False)
+        self._writer = MemberWriter(self._handle, mode=0o444)  # webdataset's TarWriter's bytes, faster
         self._count = 0
         self._bytes = 0
 
@@ -77,7 +77,7 @@ class ShardWriter:
         if self._writer is None:
             self._open()
         assert self._writer is not None
-        self._writer.write({"__key__": key, **members})
+        self._writer.write(key, members)
         if self._keys is not None:
             self._keys.add(key)
         self._count += 1
@@ -87,4 +87,7 @@ class ShardWriter:
     def close(self) -> list[str]:
         """Finish the open shard; return every shard name written."""
         self._close()
+        if self._keys is not None:
+            self._keys.close()
+            self._keys = None
         return list(self.shards)
