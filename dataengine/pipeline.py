@@ -30,7 +30,7 @@ from dataengine.health import check_error_rate, check_stage_bounds, merge_stats,
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
-from dataengine.registry import build_stages, metric_names
+from dataengine.registry import build_stages, extra_columns, metric_names
 from dataengine.sample import Sample
 from dataengine.sources import check_source
 from dataengine.speaker.drift import VoiceDrift
@@ -363,7 +363,9 @@ class _OrderedWriter:
             recipe.shards.max_bytes,
             unique_keys=True,
         )
-        self.manifest = ManifestWriter(staging / "manifest", metric_names(stage_names))
+        self.manifest = ManifestWriter(
+            staging / "manifest", metric_names(stage_names), extra_columns(stage_names)
+        )
         self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
         self.seen_ids: set[str] = set()
         speaker = recipe.speaker

@@ -16,6 +16,8 @@ from dataengine.crashpoints import crash_point
 from dataengine.sample import Sample
 from dataengine.schema import RejectRow, SampleRow, arrow_columns, reject_row, sample_row
 
+COLUMN_TYPES: dict[str, pa.DataType] = {"string": pa.string(), "int16[]": pa.list_(pa.int16())}
+"""The Parquet type of each declared column kind (:data:`dataengine.schema.COLUMN_KINDS`)."""
 SAMPLES_FILE = "samples.parquet"
 REJECTS_FILE = "rejects.parquet"
 
@@ -40,26 +42,28 @@ class ManifestWriter:
     the schema does not depend on which samples happened to reach which stage.
     """
 
-    def __init__(self, folder: Path, metric_names: list[str]) -> None:
+    def __init__(self, folder: Path, metric_names: list[str], columns: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.columns = dict(columns or {})
+        """Declared non-metric columns (name -> kind), after the metric columns."""
         self.sample_metrics = _metric_columns(metric_names, SAMPLE_COLUMNS)  # e.g. duration_s is a column
         self.reject_metrics = _metric_columns(metric_names, REJECT_COLUMNS)  # n_sound_tokens is a metric
         self.samples: list[dict[str, Any]] = []
         self.rejects: list[dict[str, Any]] = []
 
     def add_kept(self, sample: Sample, shard: str, sha256: str) -> None:
-        self.samples.append(sample_row(sample, shard, sha256, self.sample_metrics))
+        self.samples.append(sample_row(sample, shard, sha256, self.sample_metrics, self.columns))
 
     def add_reject(self, sample: Sample, shard: str | None = None) -> None:
         """A rejected sample's row; ``shard``: the ``rejected/`` file holding its audio, if kept."""
-        row = reject_row(sample, self.reject_metrics)
+        row = reject_row(sample, self.reject_metrics, self.columns)
         self.rejects.append({**row, REJECT_AUDIO_COLUMN[0]: shard})
 
-    @staticmethod
     def _table(
-        rows: list[dict[str, Any]], columns: list[tuple[str, pa.DataType]], metrics: list[str]
+        self, rows: list[dict[str, Any]], columns: list[tuple[str, pa.DataType]], metrics: list[str]
     ) -> pa.Table:
-        schema = pa.schema(columns + [(name, pa.float64()) for name in metrics])
+        extra = [(name, COLUMN_TYPES[kind]) for name, kind in self.columns.items()]
+        schema = pa.schema(columns + [(name, pa.float64()) for name in metrics] + extra)
         return pa.Table.from_pylist(rows, schema=schema)
 
     def close(self) -> None:
