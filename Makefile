@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py --engine
 	$(BIN)/python benchmarks/eval_filters.py
 	$(BIN)/python benchmarks/bench_loader.py
+	# token stability: how far WhisperVQ's tokens move per augment condition and SNR (recipes/augment.yaml)
+	$(BIN)/python benchmarks/bench_augment.py
 	# numerics: which steps depend on the CPU's instruction set, then the same with the pins (must not move)
 	$(BIN)/python benchmarks/numerics_probe.py
 	$(BIN)/python benchmarks/numerics_probe.py --pinned

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dataengine.augment.report import augment_stats, format_stats
 from dataengine.manifest import open_manifest, task_stats, turn_counts
 from dataengine.speaker.diversity import summary_lines, voice_diversity
 
@@ -56,6 +57,9 @@ def summarize(out: Path) -> str:
         diversity = voice_diversity(out)
         if diversity is not None:
             lines += summary_lines(diversity)
+        augmented = augment_stats(con)
+        if augmented is not None:
+            lines += format_stats(augmented)
         return "\n".join(lines)
     finally:
         con.close()

@@ -31,7 +31,7 @@ from dataengine.idset import IdSet
 from dataengine.manifest import COMPLETE_MARK
 from dataengine.publish.seal import write_build_info
 from dataengine.recipe import Recipe, SettingError
-from dataengine.registry import build_stages, metric_names
+from dataengine.registry import build_stages, extra_columns, metric_names
 from dataengine.sample import Sample
 from dataengine.sources import DUPLICATE_ID, check_source
 from dataengine.speaker.drift import VoiceDrift
@@ -374,7 +374,9 @@ class _OrderedWriter:
             recipe.shards.max_bytes,
             unique_keys=True,
         )
-        self.manifest = ManifestWriter(staging / "manifest", metric_names(stage_names))
+        self.manifest = ManifestWriter(
+            staging / "manifest", metric_names(stage_names), extra_columns(stage_names)
+        )
         self.context = FormatContext(recipe.seed, recipe.tokenizer.max_sound_tokens)
         self.written = IdSet()
         speaker = recipe.speaker

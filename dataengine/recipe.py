@@ -551,6 +551,132 @@ class ShardConfig(_Section):
     (``dataengine serve``) and published. Training never reads them."""
 
 
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+"""``[low, high]``: a value drawn uniformly per augmented turn."""
+
+
+def _ordered(value: list[float], name: str) -> None:
+    if value[0] > value[1]:
+        raise ValueError(f"{name}: low must not exceed high")
+
+
+BACKGROUND_KINDS: tuple[str, ...] = ("music", "sounds", "room_tone")
+"""The recorded noise kinds that can serve as background (the noise-refusal task's real recordings)."""
+
+MIN_CODEC_BITRATE: dict[str, int] = {"opus": 24_000, "mp3": 48_000}
+"""The lowest bitrate (bits/s) per mild codec: below it the bad-compression filter rejects most clean TTS
+clips (10 demo clips: Opus 16 kbps 8/10 rejected, 24 kbps 0/10; MP3 32 kbps 10/10, 48 kbps 0/10)."""
+
+
+class _Condition(_Section):
+    probability: float = Field(0.5, ge=0, le=1)
+    """Share of the augmented turns that get this condition (a seeded draw per turn)."""
+
+
+class NoiseCondition(_Condition):
+    """Real background noise (the noise-refusal recordings, split apart by a seeded draw per file)."""
+
+    kinds: list[str] = Field(default_factory=lambda: list(BACKGROUND_KINDS), min_length=1)
+    snr_db: Range = Field(default_factory=lambda: [5.0, 30.0])
+    """Speech-to-background ratio, dB."""
+    background_share: float = Field(0.5, gt=0, lt=1)
+    """Share of each kind's files held for backgrounds; the rest are the only ones noise-refusal turns use."""
+
+    @model_validator(mode="after")
+    def _check(self) -> NoiseCondition:
+        unknown = sorted(set(self.kinds) - set(BACKGROUND_KINDS))
+        if unknown:
+            raise ValueError(f"unknown background kind {unknown[0]!r} (kinds: {', '.join(BACKGROUND_KINDS)})")
+        _ordered(self.snr_db, "snr_db")
+        return self
+
+
+class RoomCondition(_Condition):
+    """A simulated shoebox room (pyroomacoustics image source method)."""
+
+    rt60_s: Range = Field(default_factory=lambda: [0.2, 0.8])
+    """Reverberation time the walls' absorption is solved for (Sabine)."""
+    length_m: Range = Field(default_factory=lambda: [3.0, 10.0])
+    """Room length; width is 0.6-1.0 of it, height 2.5-3.5 m."""
+
+    @model_validator(mode="after")
+    def _check(self) -> RoomCondition:
+        _ordered(self.rt60_s, "rt60_s")
+        _ordered(self.length_m, "length_m")
+        if self.rt60_s[0] <= 0.05 or self.length_m[0] < 2.0:
+            raise ValueError("rt60_s must be above 0.05 s and length_m at least 2 m")
+        return self
+
+
+class LevelCondition(_Condition):
+    """A gain to a drawn speech level, a noise floor instead of digital silence, optionally rumble."""
+
+    probability: float = Field(1.0, ge=0, le=1)
+    rms_dbfs: Range = Field(default_factory=lambda: [-35.0, -6.0])
+    floor_dbfs: Range = Field(default_factory=lambda: [-80.0, -60.0])
+    """RMS of the (pink) noise floor added everywhere."""
+    rumble_probability: float = Field(0.3, ge=0, le=1)
+    rumble_db: Range = Field(default_factory=lambda: [-40.0, -25.0])
+    """Level of the DC offset plus low-frequency rumble (brown noise under 80 Hz) relative to the speech."""
+
+    @model_validator(mode="after")
+    def _check(self) -> LevelCondition:
+        for name in ("rms_dbfs", "floor_dbfs", "rumble_db"):
+            _ordered(getattr(self, name), name)
+        if self.rms_dbfs[1] > -3.0:
+            raise ValueError("rms_dbfs must stay at or below -3 dBFS (louder speech clips)")
+        return self
+
+
+class CodecCondition(_Condition):
+    """A lossy round trip through a codec real inputs use, at bitrates the audio filters keep."""
+
+    probability: float = Field(0.3, ge=0, le=1)
+    bitrates: dict[str, list[int]] = Field(
+        default_factory=lambda: {"opus": [32_000, 48_000, 64_000], "mp3": [64_000, 96_000, 128_000]}
+    )
+    """Codec -> the bitrates (bits/s) drawn from, uniformly."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CodecCondition:
+        if not self.bitrates:
+            raise ValueError("bitrates: name at least one codec")
+        for codec, rates in self.bitrates.items():
+            if codec not in MIN_CODEC_BITRATE:
+                raise ValueError(f"unknown codec {codec!r} (codecs: {', '.join(MIN_CODEC_BITRATE)})")
+            if not rates or min(rates) < MIN_CODEC_BITRATE[codec]:
+                low = MIN_CODEC_BITRATE[codec]
+                raise ValueError(f"{codec}: give bitrates of at least {low} (lower ones the filters reject)")
+        return self
+
+
+class AugmentConfig(_Section):
+    """Real-world conditions on a seeded share of the spoken TTS/recorded turns (off unless present)."""
+
+    fraction: float = Field(0.5, gt=0, le=1)
+    """Share of the spoken turns augmented (a seeded draw per turn key)."""
+    mode: Literal["replace", "beside"] = "replace"
+    """``replace``: the augmented turn takes the clean one's place; ``beside``: a sample with an augmented
+    turn is added as a copy (id ``<id>-aug``) after its clean original. Task shares stay exact either way."""
+    tasks: list[str] | None = None
+    """Tasks whose samples are augmented (default: all with speech); tasks sharing one stream of samples
+    (instruction and transcription on one source) are augmented together."""
+    noise: NoiseCondition | None = Field(default_factory=NoiseCondition)
+    room: RoomCondition | None = Field(default_factory=RoomCondition)
+    level: LevelCondition | None = Field(default_factory=LevelCondition)
+    codec: CodecCondition | None = Field(default_factory=CodecCondition)
+
+    @model_validator(mode="after")
+    def _check(self) -> AugmentConfig:
+        if all(getattr(self, name) is None for name in AUGMENT_CONDITIONS):
+            raise ValueError("enable at least one condition (noise, room, level, codec)")
+        return self
+
+
+AUGMENT_CONDITIONS: tuple[str, ...] = ("room", "noise", "level", "codec")
+"""The conditions, in the order they are applied (a microphone in a room, then the channel)."""
+
+
 class StageResources(_Section):
     """What one Ray actor (or task) of a stage asks for, and how many actors the stage gets."""
 
@@ -605,6 +731,9 @@ class Recipe(_Section):
     t2s: T2SConfig | None = Field(None, exclude_if=lambda v: v is None)
     """The text-to-semantic token path (used by tasks with ``tokens: t2s`` and ``backend: t2s`` voices);
     left out of the written recipe when unset, so recipes without it build exactly as before."""
+    augment: AugmentConfig | None = Field(None, exclude_if=lambda v: v is None)
+    """Real-world conditions on kept speech (:mod:`dataengine.augment`); off when absent, and then left out
+    of the written recipe."""
 
     @field_validator("name")
     @classmethod
@@ -625,6 +754,16 @@ class Recipe(_Section):
         users += [f"tts.voices.{n}" for n, v in enumerate(self.tts.voices) if v.t2s]
         if users and self.t2s is None:
             raise ValueError(f"{users[0]} asks for T2S tokens, but the recipe has no t2s section (t2s.model)")
+        return self
+
+    @model_validator(mode="after")
+    def _augment_tasks(self) -> Recipe:
+        if self.augment is not None and self.augment.tasks is not None:
+            enabled = self.tasks.enabled()
+            unknown = [name for name in self.augment.tasks if name not in enabled]
+            if unknown:
+                names = ", ".join(enabled)
+                raise ValueError(f"augment.tasks: {unknown[0]!r} is not one of the recipe's tasks ({names})")
         return self
 
     def with_overrides(self, **changes: Any) -> Recipe:

@@ -26,10 +26,12 @@ _STAGES: list[str | type[Stage]] = [
     "dataengine.text.filters:TextFilter",
     "dataengine.tts.stage:TTSStage",
     "dataengine.noise.stage:NoiseStage",
+    "dataengine.augment.stage:AugmentStage",
     "dataengine.audio.filters:AudioFilter",
     "dataengine.tokenizer.whisper_pass:WhisperPassStage",  # only when asr.share_encoder pairs them
     "dataengine.audio.asr:ASRStage",
     "dataengine.tokenizer.stage:TokenizerStage",
+    "dataengine.augment.stability:CleanTokenStage",
     "dataengine.speaker.stage:SpeakerStage",
     "dataengine.t2s.stage:T2SStage",
     "dataengine.t2s.guard:DriftGuardStage",
@@ -37,9 +39,9 @@ _STAGES: list[str | type[Stage]] = [
 """Stage classes (or ``module:Class`` imported on first use), in the order a sample goes through them."""
 
 PROVIDED: dict[str, frozenset[str]] = {
-    TTS: frozenset({"role", "origin", "key", "text", "prefix"}),
+    TTS: frozenset({"role", "origin", "key", "text", "prefix", "augment"}),
     NOISE: frozenset({"role", "origin", "key", "text", "prefix", "voice"}),
-    RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "recording"}),
+    RECORDING: frozenset({"role", "origin", "key", "text", "prefix", "recording", "augment"}),
     TOKENS: frozenset({"role", "origin", "key", "text", "prefix"}),
     T2S: frozenset({"role", "origin", "key", "text", "prefix"}),
 }
@@ -91,6 +93,22 @@ def metric_names(build: Collection[str] = ()) -> list[str]:
             continue
         names += [m for m in cls.metrics if m not in names]
     return names
+
+
+def all_columns() -> dict[str, str]:
+    """Every registered stage's non-metric columns (name -> kind), whether a build has them or not."""
+    return extra_columns([cls.name for cls in stage_classes()])
+
+
+def extra_columns(build: Collection[str] = ()) -> dict[str, str]:
+    """The non-metric columns (name -> kind, :attr:`~dataengine.stage.Stage.columns`) of a build whose
+    stages are named in ``build`` (an ``optional_columns`` stage's only when it is one of them)."""
+    columns: dict[str, str] = {}
+    for cls in stage_classes():
+        if cls.optional_columns and cls.name not in build:
+            continue
+        columns.update({name: kind for name, kind in cls.columns.items() if name not in columns})
+    return columns
 
 
 def reject_reasons() -> dict[str, tuple[str, ...]]:

@@ -86,6 +86,14 @@ class Turn:
     """The speaker encoder's unit-length embedding of the audio (when the speaker stage ran)."""
     recording: RecordingRef | None = None
     """A recording turn's audio still to be decoded (None once ``audio`` is set)."""
+    augment: bool = False
+    """Drawn for real-world conditions (``augment`` section); the augment stage then fills ``clean_audio``."""
+    clean_audio: np.ndarray | None = None
+    """The audio before augmentation (only on augmented turns)."""
+    clean_tokens: np.ndarray | None = None
+    """The sound tokens of ``clean_audio`` (the token-stability measurement)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Text values a stage declares as manifest columns (:attr:`~dataengine.stage.Stage.columns`)."""
 
     @property
     def spoken(self) -> bool:

@@ -33,7 +33,7 @@ class Message(msgspec.Struct):
     content: str
 
 
-class SpokenTurnRecord(msgspec.Struct):
+class SpokenTurnRecord(msgspec.Struct, omit_defaults=True):
     """What made one spoken turn, and what was measured on it."""
 
     turn: int
@@ -45,6 +45,8 @@ class SpokenTurnRecord(msgspec.Struct):
     duration_s: float
     n_sound_tokens: int
     metrics: dict[str, float | None]
+    labels: dict[str, str] = {}
+    """Text values stages declared as columns (the augment conditions); left out when there are none."""
 
 
 class SampleRecord(msgspec.Struct):
@@ -142,6 +144,7 @@ def _turn_record(index: int, turn: Turn) -> SpokenTurnRecord:
         duration_s=round(turn.duration_s, METRIC_DECIMALS),
         n_sound_tokens=0 if turn.tokens is None else len(turn.tokens),
         metrics={k: metric_value(v) for k, v in sorted(turn.metrics.items())},
+        labels=dict(sorted(turn.labels.items())),
     )
 
 
@@ -174,8 +177,31 @@ def _metrics(turn: Turn | None, names: list[str]) -> dict[str, float | None]:
     return {name: metric_value(metrics[name]) if name in metrics else None for name in names}
 
 
-def sample_row(sample: Sample, shard: str, sha256: str, metric_names: list[str]) -> dict[str, Any]:
-    """The manifest row of a kept sample (``metric_names``: the metric columns)."""
+COLUMN_KINDS = ("string", "int16[]")
+"""Kinds of the non-metric columns stages declare: a ``turn.labels`` text, or a token-array turn field."""
+
+
+def column_value(turn: Turn | None, name: str, kind: str) -> Any:
+    """One declared column's value for ``turn`` (None where the turn has none)."""
+    if turn is None:
+        return None
+    if kind == "string":
+        return turn.labels.get(name)
+    if kind == "int16[]":
+        value = getattr(turn, name)
+        return None if value is None else [int(v) for v in value]
+    raise ValueError(f"unknown column kind {kind!r} (kinds: {', '.join(COLUMN_KINDS)})")
+
+
+def _columns(turn: Turn | None, columns: dict[str, str]) -> dict[str, Any]:
+    return {name: column_value(turn, name, kind) for name, kind in columns.items()}
+
+
+def sample_row(
+    sample: Sample, shard: str, sha256: str, metric_names: list[str], columns: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest row of a kept sample (``metric_names``: the metric columns; ``columns``: the other
+    declared columns, name -> kind), with the first spoken turn's values."""
     spoken = sample.spoken_turns()
     first = spoken[0] if spoken else None
     counts = [0 if t.tokens is None else len(t.tokens) for t in spoken]
@@ -197,7 +223,7 @@ def sample_row(sample: Sample, shard: str, sha256: str, metric_names: list[str])
         max_turn_sound_tokens=max(counts, default=0),
         sha256=sha256,
     )
-    return {**msgspec.structs.asdict(row), **_metrics(first, metric_names)}
+    return {**msgspec.structs.asdict(row), **_metrics(first, metric_names), **_columns(first, columns or {})}
 
 
 def failing_turn(sample: Sample) -> Turn | None:
@@ -231,7 +257,9 @@ def reject_record(sample: Sample) -> RejectRecord:
     )
 
 
-def reject_row(sample: Sample, metric_names: list[str]) -> dict[str, Any]:
+def reject_row(
+    sample: Sample, metric_names: list[str], columns: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The manifest row of a rejected sample: the failing turn's text, voice and metrics when the reason
     came from one turn, else the first spoken turn's."""
     reject = sample.reject
@@ -254,7 +282,7 @@ def reject_row(sample: Sample, metric_names: list[str]) -> dict[str, Any]:
         if turn is not None and turn.audio is not None
         else None,
     )
-    return {**msgspec.structs.asdict(row), **_metrics(turn, metric_names)}
+    return {**msgspec.structs.asdict(row), **_metrics(turn, metric_names), **_columns(turn, columns or {})}
 
 
 def column_names(struct: type[msgspec.Struct]) -> list[str]:
@@ -277,9 +305,12 @@ def arrow_columns(struct: type[msgspec.Struct]) -> list[tuple[str, Any]]:
     return [(f.name, types_[_base_type(f.type)]) for f in msgspec.structs.fields(struct)]
 
 
-def record_feature(struct: type[msgspec.Struct], metric_names: list[str]) -> Any:
+def record_feature(
+    struct: type[msgspec.Struct], metric_names: list[str], label_names: list[str] | tuple[str, ...] = ()
+) -> Any:
     """The 🤗 ``datasets`` feature of a json member described by ``struct`` (keys in name order; a
-    ``metrics`` dict: one float per metric name)."""
+    ``metrics`` dict: one float per metric name; a ``labels`` dict: one string per label name, left out
+    when there are none, as the records leave it out)."""
     from datasets import List, Value
 
     scalars = {str: Value("string"), int: Value("int64"), float: Value("float64")}
@@ -291,24 +322,29 @@ def record_feature(struct: type[msgspec.Struct], metric_names: list[str]) -> Any
         origin = typing.get_origin(annotation)
         if origin is list:
             return List(feature(typing.get_args(annotation)[0]))
+        if origin is dict and typing.get_args(annotation)[1] is str:  # labels: one string per name
+            return {name: Value("string") for name in label_names}
         if origin is dict:  # the metrics: one float per registered metric name
             return {name: Value("float64") for name in metric_names}
         if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
             return {
                 f.name: feature(f.type)
                 for f in sorted(msgspec.structs.fields(annotation), key=lambda f: f.name)
+                if f.name != "labels" or label_names
             }
         raise TypeError(f"no datasets feature for {annotation!r}")
 
     return feature(struct)
 
 
-def hf_features(metric_names: list[str], keep_audio: bool) -> Any:
+def hf_features(
+    metric_names: list[str], keep_audio: bool, label_names: list[str] | tuple[str, ...] = ()
+) -> Any:
     """The 🤗 ``datasets`` features of one WebDataset sample (from :class:`SampleRecord`), so loading
     needs no audio decoder."""
     from datasets import Features, List, Value
 
-    features = {"__key__": Value("string"), "json": record_feature(SampleRecord, metric_names)}
+    features = {"__key__": Value("string"), "json": record_feature(SampleRecord, metric_names, label_names)}
     features["tokens.npy"] = List(Value("int16"))
     if keep_audio:
         features["flac"] = Value("binary")

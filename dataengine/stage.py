@@ -114,6 +114,10 @@ class Stage(ABC):
     """Names of later stages whose measuring this one does as well (their :meth:`decider` then replaces
     them, so their reject reasons and columns stay theirs): the shared Whisper pass measures for ``asr``
     and ``tokenizer``."""
+    columns: dict[str, str] = {}
+    """Manifest columns besides the metrics: name -> kind (``string``: ``turn.labels[name]``; ``int16[]``:
+    the turn field of that name, a token array); like the metrics, only in builds that run the stage
+    when :attr:`optional_columns` is set."""
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Cheap checks of the settings before any work starts (files, voices, devices; no model loads):

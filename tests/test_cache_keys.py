@@ -37,6 +37,7 @@ RECIPE = {
     "asr": {"model": "tiny.en"},
     "t2s": {"model": "t2s.model"},
     "speaker": {"enabled": True},
+    "augment": {},  # builds the token-stability stage (cacheable) too
 }
 
 

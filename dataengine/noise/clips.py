@@ -51,7 +51,7 @@ def recordings(kind: str) -> tuple[Path, ...]:
 
 
 @functools.lru_cache(maxsize=64)
-def _load(path: Path) -> np.ndarray:
+def load_recording(path: Path) -> np.ndarray:
     from dataengine.audio.io import read_audio_file
 
     audio, _ = read_audio_file(path)
@@ -77,8 +77,26 @@ def _fill(pieces: list[np.ndarray], n: int, gap: np.ndarray) -> np.ndarray:
     return out[:n]
 
 
-def make_clip(kind: str, seconds: float, *parts: object) -> np.ndarray:
-    """One clip of ``kind`` lasting ``seconds``, determined by ``parts`` (the seed and the turn's key)."""
+def split_recordings(
+    kind: str, seed: int, background_share: float
+) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """A recorded kind's files as ``(refusal, background)``: each file goes to the backgrounds by a seeded
+    draw on its name (``background_share`` of them on average), so no file is ever both a noise-refusal
+    input and the background of a spoken turn; each side keeps at least one file when there are two."""
+    files = recordings(kind)
+    draws = {path: unit_draw(seed, "noise-split", kind, path.name) for path in files}
+    background = [path for path in files if draws[path] < background_share]
+    refusal = [path for path in files if draws[path] >= background_share]
+    if len(files) >= 2 and not background:  # move the file whose draw came closest
+        background.append(refusal.pop(refusal.index(min(refusal, key=draws.__getitem__))))
+    elif len(files) >= 2 and not refusal:
+        refusal.append(background.pop(background.index(max(background, key=draws.__getitem__))))
+    return tuple(sorted(refusal)), tuple(sorted(background))
+
+
+def make_clip(kind: str, seconds: float, *parts: object, files: tuple[Path, ...] | None = None) -> np.ndarray:
+    """One clip of ``kind`` lasting ``seconds``, determined by ``parts`` (the seed and the turn's key);
+    a recorded kind draws from ``files`` when given (its refusal side of :func:`split_recordings`)."""
     n = max(1, int(round(seconds * SR)))
     rng = np.random.default_rng(_seed("noise-clip", *parts))
     level = -45.0 + 30.0 * unit_draw("noise-level", *parts)  # -45 … -15 dBFS RMS
@@ -89,7 +107,7 @@ def make_clip(kind: str, seconds: float, *parts: object) -> np.ndarray:
     elif kind == "silence":  # a near-silent dither: what a muted microphone records
         audio = _level(rng.standard_normal(n), -75.0 + 10.0 * unit_draw("noise-level", *parts))
     elif kind in RECORDED:
-        files = recordings(kind)
+        files = recordings(kind) if files is None else files
         if not files:
             package = RECORDED[kind][0]
             raise RuntimeError(f"noise kind {kind!r} needs the Debian package {package}")
@@ -101,7 +119,7 @@ def make_clip(kind: str, seconds: float, *parts: object) -> np.ndarray:
 
 def _recorded(kind: str, files: tuple[Path, ...], n: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "music":  # one track from a seeded offset
-        track = _load(files[int(rng.integers(len(files)))])
+        track = load_recording(files[int(rng.integers(len(files)))])
         if len(track) <= n:
             return _fill([track] * (n // max(1, len(track)) + 1), n, np.zeros(0, np.float32))
         start = int(rng.integers(len(track) - n))
@@ -109,7 +127,7 @@ def _recorded(kind: str, files: tuple[Path, ...], n: int, rng: np.random.Generat
     pieces: list[np.ndarray] = []  # event sounds with pauses, or room tone, until the length is reached
     total = 0
     while total < n:
-        piece = _load(files[int(rng.integers(len(files)))])
+        piece = load_recording(files[int(rng.integers(len(files)))])
         pieces.append(piece)
         total += len(piece) + (SR // 2 if kind == "sounds" else 0)
     gap_floor = 1e-4 * rng.standard_normal(SR // 2).astype(np.float32) if kind == "sounds" else np.zeros(0)

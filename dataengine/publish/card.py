@@ -14,10 +14,12 @@ from typing import Any
 import yaml
 
 from dataengine import __version__
+from dataengine.augment.report import augment_stats
 from dataengine.manifest import ManifestError, open_manifest, task_stats, turn_counts
 from dataengine.publish import PublishError
 from dataengine.publish.files import CARD_FILE, PLOTS_DIR
 from dataengine.publish.listen import REJECTED_DIR, rejected_features, write_examples
+from dataengine.registry import all_columns
 from dataengine.schema import SampleRow, column_names, hf_features
 
 TEMPLATE_NAME = "dataset_card.md.j2"
@@ -120,6 +122,8 @@ def manifest_stats(out: Path) -> dict[str, Any]:
             ],
             "metric_names": _metric_names(columns),
             "diversity": _diversity(out),
+            "label_names": [n for n, kind in all_columns().items() if kind == "string" and n in columns],
+            "augment": augment_stats(con),
         }
     finally:
         con.close()
@@ -136,7 +140,10 @@ def _diversity(out: Path) -> dict[str, Any] | None:
 def _metric_names(columns: list[str]) -> list[str]:
     """Metric columns of the manifest (DuckDB suffixes ``_1`` where a metric shares a base column's name)."""
     names = []
+    declared = all_columns()  # the stages' other columns (text, token lists) are not metrics
     for col in columns[columns.index("sha256") + 1 :] if "sha256" in columns else []:
+        if col in declared:
+            continue
         base = re.sub(r"_\d+$", "", col)
         names.append(base if base in _SAMPLE_COLUMNS else col)
     return sorted(set(names))
@@ -151,7 +158,7 @@ def yaml_header(
     from datasets import Audio
 
     splits = [s for s, _, _ in stats["splits"]] or ["train"]
-    features = hf_features(stats["metric_names"], keep_audio)
+    features = hf_features(stats["metric_names"], keep_audio, stats.get("label_names", ()))
     kept = stats["kept"]
     size = "n<1K" if kept < 1000 else "1K<n<10K" if kept < 10_000 else "10K<n<100K"
     shards = [{"split": s, "path": f"shards/{s}-*.tar"} for s in splits]
@@ -224,7 +231,15 @@ def _licenses(recipe: dict[str, Any]) -> dict[str, list[str]]:
         ]
     else:
         tok = [f"tokenizer checkpoint `{tokenizer.get('checkpoint')}`: see its source for the license"]
-    return {"text": text, "voice": sorted(set(voices)) + sorted(engines), "noise": noise, "tokenizer": tok}
+    augment_noise = (recipe.get("augment") or {}).get("noise") or {}
+    background = [_NOISE_LICENSES[kind] for kind in augment_noise.get("kinds", []) if kind in _NOISE_LICENSES]
+    return {
+        "text": text,
+        "voice": sorted(set(voices)) + sorted(engines),
+        "noise": noise,
+        "background": background,
+        "tokenizer": tok,
+    }
 
 
 def render_card(

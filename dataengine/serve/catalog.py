@@ -29,7 +29,9 @@ HIST_BINS = 30
 NEAREST = 4
 """Samples shown on each side of a threshold."""
 SHARD_NAME = re.compile(r"^[A-Za-z0-9_-]+-\d{6}\.tar$")
-TEXT_FILTERS = ("task", "voice", "status", "stage", "reason", "shard")
+TEXT_FILTERS = ("task", "voice", "status", "stage", "reason", "shard", "conditions")
+"""Equality filters (``conditions``: the augment conditions of a turn, in builds that have them)."""
+UNSORTABLE = ("prompt", "response", "detail", "sha256", "clean_tokens")
 NOT_METRICS = {"index", "value", "turn", "n_turns", "n_spoken_turns"}
 LIST_COLUMNS = ("status", "id", "task", "voice", "stage", "reason", "shard", "duration_s", "n_sound_tokens")
 
@@ -174,6 +176,12 @@ class Catalog:
             "FROM items GROUP BY voice ORDER BY voice NULLS LAST"
         ).fetchall()
         shards = cur.execute("SELECT count(DISTINCT shard) FROM samples").fetchall()[0][0]
+        conditions = []
+        if "conditions" in self.columns:  # a build with augmentation: kept and rejected per condition set
+            conditions = cur.execute(
+                "SELECT conditions, count(*) FILTER (status = 'kept'), count(*) FILTER (status = 'rejected') "
+                "FROM items WHERE conditions IS NOT NULL GROUP BY conditions ORDER BY conditions"
+            ).fetchall()
         return {
             "name": self.recipe.name,
             "seed": self.recipe.seed,
@@ -188,6 +196,7 @@ class Catalog:
             "funnel": funnel,
             "tasks": [{"task": t, "n": n} for t, n in tasks],
             "voices": [{"voice": v, "kept": k, "rejected": r} for v, k, r in voices],
+            "conditions": [{"conditions": c, "kept": k, "rejected": r} for c, k, r in conditions],
             "histograms": [self.histogram(m) for m in self.metrics],
         }
 
@@ -242,7 +251,7 @@ class Catalog:
             lambda: {
                 **{c: values(c) for c in TEXT_FILTERS},
                 "metrics": self.metrics,
-                "sortable": [c for c in self.columns if c not in ("prompt", "response", "detail", "sha256")],
+                "sortable": [c for c in self.columns if c not in UNSORTABLE],
                 "page_sizes": list(PAGE_SIZES),
             },
         )

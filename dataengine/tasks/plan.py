@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from dataengine.augment.plan import augment_stream
 from dataengine.hashing import weighted_choice
 from dataengine.recipe import Recipe
 from dataengine.sample import Sample
@@ -87,7 +88,7 @@ class MixPlan:
                 if len(siblings) > 1:
                     weights = [sum(tasks[n].share for n in groups[k]) for k in siblings]
                     rows = _split(rows, weights, siblings.index(key), recipe.seed)
-            stream = Stream(key, names, share, first.samples(rows))
+            stream = Stream(key, names, share, augment_stream(first.samples(rows), recipe, names))
             self.streams.append(stream)
             for name in names:
                 self.stream_of[name] = stream

@@ -18,6 +18,8 @@ from dataengine.sample import Sample
 from dataengine.schema import RejectRow, SampleRow, arrow_columns, reject_row, sample_row
 from dataengine.writers.runs import SortedSpool
 
+COLUMN_TYPES: dict[str, pa.DataType] = {"string": pa.string(), "int16[]": pa.list_(pa.int16())}
+"""The Parquet type of each declared column kind (:data:`dataengine.schema.COLUMN_KINDS`)."""
 SAMPLES_FILE = "samples.parquet"
 REJECTS_FILE = "rejects.parquet"
 ROW_GROUP_ROWS = 16_384
@@ -55,8 +57,10 @@ class ManifestWriter:
     is cut into smaller row groups than before.
     """
 
-    def __init__(self, folder: Path, metric_names: list[str]) -> None:
+    def __init__(self, folder: Path, metric_names: list[str], columns: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.columns = dict(columns or {})
+        """Declared non-metric columns (name -> kind), after the metric columns."""
         self.sample_metrics = _metric_columns(metric_names, SAMPLE_COLUMNS)  # e.g. duration_s is a column
         self.reject_metrics = _metric_columns(metric_names, REJECT_COLUMNS)  # n_sound_tokens is a metric
         self.kept = 0
@@ -71,18 +75,19 @@ class ManifestWriter:
         }
 
     def _spool(self, name: str, columns: list[tuple[str, pa.DataType]], metrics: list[str]) -> SortedSpool:
-        schema = pa.schema(columns + [(metric, pa.float64()) for metric in metrics])
+        extra = [(column, COLUMN_TYPES[kind]) for column, kind in self.columns.items()]
+        schema = pa.schema(columns + [(metric, pa.float64()) for metric in metrics] + extra)
         return SortedSpool(self.folder / SPOOL / name, schema, ["index", "id"])
 
     def add_kept(self, sample: Sample, shard: str, sha256: str) -> None:
-        row = sample_row(sample, shard, sha256, self.sample_metrics)
+        row = sample_row(sample, shard, sha256, self.sample_metrics, self.columns)
         self._spools[SAMPLES_FILE].add(row)
         self.kept += 1
         self.tasks[row["task"]] += 1
 
     def add_reject(self, sample: Sample, shard: str | None = None) -> None:
         """A rejected sample's row; ``shard``: the ``rejected/`` file holding its audio, if kept."""
-        row = reject_row(sample, self.reject_metrics)
+        row = reject_row(sample, self.reject_metrics, self.columns)
         self._spools[REJECTS_FILE].add({**row, REJECT_AUDIO_COLUMN[0]: shard})
         self.rejected += 1
         self.reasons[f"{row['stage']}/{row['reason']}"] += 1

@@ -166,7 +166,10 @@ async function overviewPage(root) {
       h("div", {}, h("h2", {}, "Tasks"), barChart(o.tasks, { label: "task", parts: ["n"], colors: [KEPT], width: 380,
         href: (r) => `/browse?task=${encodeURIComponent(r.task)}` })),
       h("div", {}, h("h2", {}, "Voices"), barChart(o.voices, { label: "voice", parts: ["kept", "rejected"], colors: [KEPT, REJECTED], width: 420,
-        href: (r) => `/browse?voice=${encodeURIComponent(r.voice)}` }))),
+        href: (r) => `/browse?voice=${encodeURIComponent(r.voice)}` })),
+      o.conditions.length ? h("div", {}, h("h2", {}, "Augmentation: conditions applied"),
+        barChart(o.conditions, { label: "conditions", parts: ["kept", "rejected"], colors: [KEPT, REJECTED], width: 420,
+          href: (r) => `/browse?conditions=${encodeURIComponent(r.conditions)}` })) : ""),
     h("h2", {}, "Length and metric distributions (kept and rejected, 1st–99th percentile; the end bins hold the rest)"),
     legend(),
     h("div", { class: "grid" }, o.histograms.map((x) => histogram(x))));
@@ -197,6 +200,7 @@ async function browsePage(root) {
   state.getAll("range").forEach(addRange);
   form.append(
     ...["status", "task", "voice", "stage", "reason", "shard"].map((n) => select(n, facets[n])),
+    ...(facets.conditions.length ? [select("conditions", facets.conditions)] : []),
     h("label", {}, "search", h("input", { name: "q", type: "search", value: state.get("q") || "", placeholder: "id or prompt" })),
     h("label", {}, "sort", h("select", { name: "sort" }, facets.sortable.map((c) => h("option", { value: c, selected: (state.get("sort") || "index") === c }, c)))),
     h("label", {}, "order", h("select", { name: "order" }, ["asc", "desc"].map((o) => h("option", { value: o, selected: state.get("order") === o }, o)))),
