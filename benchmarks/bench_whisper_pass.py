@@ -6,7 +6,9 @@ tree's code first on ``PYTHONPATH``; its CPU time is the user + system time of t
 children (``resource.getrusage(RUSAGE_CHILDREN)`` around it), so other load on a shared machine costs
 wall time but hardly CPU time. Runs alternate before/after, ``--rounds`` times, and the table gives the
 median of each side and their ratio. ``--after-recipe`` gives the after side its own recipe (e.g. the
-demo with ``asr.share_encoder: true``, a key the before tree does not know).
+demo with ``asr.share_encoder: true``, a key the before tree does not know); given more than once, each
+recipe is its own after side (``after:NAME``, the recipe's file stem), all of them interleaved with the
+before side in the same rounds (the order rotates each round), so their ratios are comparable.
 """
 
 from __future__ import annotations
@@ -56,40 +58,62 @@ def main() -> None:
     parser.add_argument("before", type=Path, help="source tree of the baseline (e.g. an export of main)")
     parser.add_argument("after", type=Path, help="source tree to compare (e.g. this checkout)")
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
-    parser.add_argument("--after-recipe", type=Path, help="the after side's recipe (default: --recipe)")
+    parser.add_argument(
+        "--after-recipe",
+        type=Path,
+        action="append",
+        help="the after side's recipe (default: --recipe); repeat it for several after sides",
+    )
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="write the builds here (else a temporary folder)")
     args = parser.parse_args()
-    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    sides = _sides(args)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         if args.keep is not None:
             tmp = str(args.keep)
+        names = list(sides)
         for i in range(args.rounds):
-            order = ("before", "after") if i % 2 == 0 else ("after", "before")
-            for side in order:
-                src = getattr(args, side).resolve()
-                recipe = args.after_recipe if side == "after" and args.after_recipe else args.recipe
-                result = run_build(src, recipe.resolve(), Path(tmp) / f"{side}{i}", args.limit, args.workers)
-                runs[side].append(result)
-                print(
-                    f"round {i} {side}: {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True
-                )
-    per_kept = {side: statistics.median(r["cpu_s"] / r["kept"] for r in rs) for side, rs in runs.items()}
-    after = args.after_recipe.name if args.after_recipe else args.recipe.name
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for name in order:
+                src, recipe = sides[name]
+                out = Path(tmp) / f"{name.replace(':', '_')}{i}"
+                result = run_build(src, recipe, out, args.limit, args.workers)
+                runs[name].append(result)
+                rounded = {k: round(v, 2) for k, v in result.items()}
+                print(f"round {i} {name}: {json.dumps(rounded)}", flush=True)
+    per_kept = {name: statistics.median(r["cpu_s"] / r["kept"] for r in rs) for name, rs in runs.items()}
     print(
-        f"recipe {args.recipe.name} (after: {after}), --limit {args.limit} --workers {args.workers}, "
-        f"{args.rounds} rounds each"
+        f"recipe {args.recipe.name} (after: {', '.join(sides[n][1].name for n in names[1:])}), "
+        f"--limit {args.limit} --workers {args.workers}, {args.rounds} rounds each"
     )
-    print("| side | CPU s per kept sample (median) | kept | CPU s (runs) |")
-    print("|---|---|---|---|")
-    for side, rs in runs.items():
+    print("| side | CPU s per kept sample (median) | kept | CPU s (runs) | after / before |")
+    print("|---|---|---|---|---|")
+    for name, rs in runs.items():
         cpus = ", ".join(f"{r['cpu_s']:.1f}" for r in rs)
-        print(f"| {side} | {per_kept[side]:.3f} | {rs[0]['kept']:.0f} | {cpus} |")
-    print(f"ratio after / before: {per_kept['after'] / per_kept['before']:.3f}")
+        ratio = "" if name == "before" else f"{per_kept[name] / per_kept['before']:.3f}"
+        print(f"| {name} | {per_kept[name]:.3f} | {rs[0]['kept']:.0f} | {cpus} | {ratio} |")
+    for name in names[1:]:
+        print(f"ratio {name} / before: {per_kept[name] / per_kept['before']:.3f}")
+
+
+def _sides(args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
+    """Side name -> (source tree, recipe): ``before``, then one after side per ``--after-recipe``."""
+    sides = {"before": (args.before.resolve(), args.recipe.resolve())}
+    recipes = args.after_recipe or [args.recipe]
+    if len(recipes) == 1:
+        sides["after"] = (args.after.resolve(), recipes[0].resolve())
+        return sides
+    for recipe in recipes:
+        name = f"after:{recipe.stem}"
+        if name in sides:
+            raise SystemExit(f"two --after-recipe files share the name {recipe.stem!r}")
+        sides[name] = (args.after.resolve(), recipe.resolve())
+    return sides
 
 
 if __name__ == "__main__":
