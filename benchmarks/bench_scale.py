@@ -80,7 +80,7 @@ def _clips(metric_names: list[str]) -> list[tuple[np.ndarray, np.ndarray, dict[s
 def engine_child(n: int, work: Path) -> dict[str, float]:
     """One size, in this (fresh) process: the ordered part of a build of ``n`` samples."""
     from dataengine.pipeline import BuildSummary, _batches, _OrderedWriter, plan_build, prepare_output
-    from dataengine.registry import metric_names
+    from dataengine.registry import build_stages, metric_names
     from dataengine.sample import TOKENS
     from dataengine.writers import shards
 
@@ -105,7 +105,8 @@ def engine_child(n: int, work: Path) -> dict[str, float]:
     fill = fill_cpu = 0.0
     plan = plan_build(recipe)
     staging = prepare_output(work / "out")
-    writer = _OrderedWriter(recipe, staging, BuildSummary(out=work / "out"))
+    stage_names = [stage.name for stage in build_stages(recipe)]  # the manifest's columns (no model loads)
+    writer = _OrderedWriter(recipe, staging, BuildSummary(out=work / "out"), stage_names)
     for count, batch in enumerate(_batches(plan.feed(), 16)):
         t, c = time.perf_counter(), time.process_time()
         for j, sample in enumerate(batch):  # what the stages (and the encode step) would have filled

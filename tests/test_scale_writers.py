@@ -198,3 +198,18 @@ def test_a_large_manifest_is_cut_into_row_groups(tmp_path: Path, monkeypatch: py
     assert table.metadata.num_row_groups == 3 and table.metadata.num_rows == 5000
     keys = list(zip(*table.read(columns=["index", "id"]).to_pydict().values(), strict=True))
     assert keys == sorted(keys)
+
+
+def test_the_engine_benchmark_runs_the_ordered_part(tmp_path: Path) -> None:
+    """`make bench`'s scale row on 200 samples: it drives the real ordered writer (it broke once when the
+    writer's signature changed and only the benchmark called it that way)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--engine-child", "200", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["samples"] == 200 and 0 < result["kept"] <= 200 and result["peak_rss_mb"] > 0
