@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 from audio_fixtures import SPEECH_TEXT, speech
 from sample_fixtures import spoken_pair
 
-from dataengine.audio.asr import ASRStage, WhisperASR, check_asr, error_rates, model_dir, normalize_text
+from dataengine.audio.asr import (
+    ASRStage,
+    LazyFeatures,
+    WhisperASR,
+    check_asr,
+    error_rates,
+    model_dir,
+    normalize_text,
+)
 from dataengine.pipeline import build_stages
 from dataengine.recipe import ASRConfig, Recipe
 from dataengine.stage import StageStats
@@ -39,6 +48,40 @@ def test_matching_transcript_is_kept_and_wrong_text_is_rejected(asr: WhisperASR)
     # a TTS failure that skipped most of the sentence
     metrics, failing, _ = check_asr(speech()[:16_000], SPEECH_TEXT, config, asr)
     assert [r for r, _ in failing] == ["asr_mismatch"]
+
+
+def test_log_mel_does_not_depend_on_the_blas_threads(asr: WhisperASR) -> None:
+    """Regression: faster-whisper's numpy log-mel rounded differently with 2 OpenBLAS threads (an inline
+    ``--workers 1`` build on 2 cores) than with 1 (a ``--workers 2`` worker), and tiny.en then heard one
+    demo clip as "What is AI?" or "What is the eye?": the verdict depended on ``--workers``."""
+    from threadpoolctl import threadpool_limits
+
+    clip = speech()[:16_000]
+    extractor = asr._model.feature_extractor
+    seen: list[np.ndarray] = []
+
+    class Seen(Exception):
+        """Stops transcribe() once it has its features: the decoding is not what is tested."""
+
+    class Recording:  # what transcribe() hands the decoder
+        def __getattr__(self, name: str) -> object:
+            return getattr(extractor, name)
+
+        def __call__(self, *args: object, **kwargs: object) -> np.ndarray:
+            seen.append(extractor(*args, **kwargs))
+            raise Seen
+
+    asr._model.feature_extractor = Recording()
+    try:
+        for threads in (2, 1):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                with pytest.raises(Seen):
+                    asr.transcribe(clip)
+                seen.append(LazyFeatures(extractor, clip)[:])  # a window after the first 30 s
+    finally:
+        asr._model.feature_extractor = extractor
+    assert len(seen) == 4
+    assert seen[0].tobytes() == seen[2].tobytes() and seen[1].tobytes() == seen[3].tobytes()
 
 
 def test_stage_in_the_build_and_pickles(asr: WhisperASR) -> None:

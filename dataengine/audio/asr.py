@@ -18,6 +18,7 @@ import numpy as np
 from dataengine.recipe import ASRConfig, Recipe, SettingError
 from dataengine.sample import AUDIO_SAMPLE_RATE, Turn, Unit
 from dataengine.stage import FilterStage, Stage
+from dataengine.threads import fixed_blas_threads
 
 ASR_METRIC_NAMES: tuple[str, ...] = ("asr_wer", "asr_cer")
 BUILTIN_MODELS = ("tiny.en", "base")
@@ -152,11 +153,13 @@ class WhisperASR:
             )
 
     def transcribe(self, audio: np.ndarray) -> str:
-        """The transcript of 16 kHz mono audio (deterministic: temperature 0, no fallback)."""
+        """The transcript of 16 kHz mono audio (deterministic: temperature 0, no fallback; the log-mel's
+        numpy products on a fixed number of BLAS threads, so it does not depend on the process's)."""
         self.load()
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        segments, _ = self._model.transcribe(audio, **_decoding(self.beam_size))
-        return " ".join(s.text.strip() for s in segments).strip()
+        with fixed_blas_threads():  # the features are computed in transcribe(), windows while iterating
+            segments, _ = self._model.transcribe(audio, **_decoding(self.beam_size))
+            return " ".join(s.text.strip() for s in segments).strip()
 
     def transcribe_encoded(self, audio: np.ndarray, encoder_output: np.ndarray) -> str:
         """:meth:`transcribe`, but the Whisper encoder output of the first 30 s window is given
@@ -206,7 +209,8 @@ class LazyFeatures:
 
     def __getitem__(self, key: object) -> np.ndarray:
         if self._features is None:
-            self._features = self._extractor(self._audio)
+            with fixed_blas_threads():  # as in WhisperASR.transcribe
+                self._features = self._extractor(self._audio)
             if self._features.shape != self.shape:
                 raise RuntimeError(f"faster-whisper's features are {self._features.shape}, not {self.shape}")
         return self._features[key]
@@ -301,6 +305,7 @@ class ASRStage(FilterStage):
     cacheable = True
     reads = ("text", "audio")
     writes = ("transcript",)
+    code_modules = ("dataengine.threads",)  # the BLAS thread count of the log-mel
 
     def __init__(self, config: ASRConfig) -> None:
         self.config = config

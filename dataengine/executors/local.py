@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataengine.errors import one_line
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageError, StageStats
-from dataengine.threads import limit_threads
+from dataengine.threads import fixed_blas_threads, limit_threads
 
 BatchResult = tuple[list[Sample], list[StageStats]]
 
@@ -53,15 +53,17 @@ reason instead of a broken pool."""
 
 
 def run_batch(stages: list[Stage], batch: list[Sample]) -> BatchResult:
-    """Push one batch through every stage in order; return it with each stage's stats for it."""
+    """Push one batch through every stage in order; return it with each stage's stats for it. numpy's
+    BLAS runs a fixed number of threads meanwhile (its rounding depends on it), in every executor."""
     stats = [StageStats(stage.name) for stage in stages]
-    for stage, stage_stats in zip(stages, stats, strict=True):
-        try:
-            batch = stage(batch, stage_stats)
-        except StageError:  # it could not start (a CachedStage starts its stage at the first miss)
-            raise
-        except Exception as exc:  # noqa: BLE001 - not one sample's fault: the whole stage is broken
-            raise _stage_failed(stage, exc) from None
+    with fixed_blas_threads():
+        for stage, stage_stats in zip(stages, stats, strict=True):
+            try:
+                batch = stage(batch, stage_stats)
+            except StageError:  # it could not start (a CachedStage starts its stage at the first miss)
+                raise
+            except Exception as exc:  # noqa: BLE001 - not one sample's fault: the whole stage is broken
+                raise _stage_failed(stage, exc) from None
     return batch, stats
 
 

@@ -89,7 +89,12 @@ class WhisperPassStage(TokenizerStage):
     measures_for = (ASRStage.name, TokenizerStage.name)
     reads = ("text", "audio")
     writes = ("tokens", "transcript")
-    code_modules = (*TokenizerStage.code_modules, "dataengine.tokenizer.stage", "dataengine.audio.asr")
+    code_modules = (
+        *TokenizerStage.code_modules,
+        "dataengine.tokenizer.stage",
+        "dataengine.audio.asr",
+        *ASRStage.code_modules,
+    )
 
     def __init__(self, tokenizer: TokenizerConfig, asr: ASRConfig) -> None:
         super().__init__(tokenizer)
