@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dataengine.hubfile import hub_file
 from dataengine.t2s.presets import T2S_PRESETS
 
 
@@ -49,19 +50,7 @@ def resolve_t2s(ref: str) -> Path:
     repo, sep, filename = ref.partition(":")
     if not sep or "/" not in repo or not filename:
         raise T2SError(f"T2S checkpoint {ref!r}: no such file (expected a path, org/repo:file or a preset)")
-    from huggingface_hub import hf_hub_download
-
-    try:  # the cache first: no network round trip when the file is already there
-        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached: try the Hub below
-        pass
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except Exception as exc:  # noqa: BLE001 - offline, missing repo/file, network: all one message
-        raise T2SError(
-            f"T2S checkpoint {ref!r} is not available ({type(exc).__name__}); fetch it with "
-            f"`hf download {repo} {filename}`"
-        ) from None
+    return hub_file(repo, filename, "T2S checkpoint", T2SError)
 
 
 def read_t2s(path: Path, ref: str) -> dict[str, Any]:

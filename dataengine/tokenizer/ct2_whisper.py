@@ -171,7 +171,8 @@ def convert_ct2_whisper(model_bin: str | Path, include_decoder: bool = True) -> 
     return {"dims": dims, "model_state_dict": sd}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -205,7 +206,7 @@ def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
     model_bin = Path(model_dir) / "model.bin"
     if not model_bin.is_file():
         raise TokenizerError(f"{model_bin}: CTranslate2 Whisper model.bin not found")
-    target = cache_root() / "whisper" / f"{_sha256(model_bin)}.pt"
+    target = cache_root() / "whisper" / f"{file_sha256(model_bin)}.pt"
     if not target.is_file():
         save_atomic(convert_ct2_whisper(model_bin), target)
     return target

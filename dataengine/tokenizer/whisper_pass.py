@@ -22,7 +22,6 @@ sides the same CTranslate2 conversion of it: ``tokenizer.whisper: <folder>`` and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage, WhisperASR, check_asr, decoder_beam, model_dir
 from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
 from dataengine.sample import Unit
+from dataengine.tokenizer.ct2_whisper import file_sha256
 from dataengine.tokenizer.errors import TokenizerError
 from dataengine.tokenizer.stage import TokenizerStage
 
@@ -65,15 +65,7 @@ def _same_weights(a: Path, b: Path) -> bool:
     """The same file, or two files of the same bytes (hashed only when their sizes match)."""
     if os.path.samefile(a, b):
         return True
-    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return a.stat().st_size == b.stat().st_size and file_sha256(a) == file_sha256(b)
 
 
 class WhisperPassStage(TokenizerStage):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dataengine.hubfile import hub_file
 from dataengine.tokenizer.ct2_whisper import default_whisper_checkpoint
 from dataengine.tokenizer.errors import TokenizerError
 from dataengine.tokenizer.presets import DEFAULT_ASSET, PRESETS, WHISPER_SIZES
@@ -245,19 +246,7 @@ def _resolve_checkpoint(ref: str) -> Path:
     repo, sep, filename = ref.partition(":")
     if not sep or "/" not in repo or not filename:
         raise TokenizerError(f"tokenizer checkpoint {ref!r}: no such file (expected a path or org/repo:file)")
-    from huggingface_hub import hf_hub_download
-
-    try:  # the cache first: no network round trip (and no retries) when the file is already there
-        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached (or a broken cache entry): try the Hub below
-        pass
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except Exception as exc:  # noqa: BLE001 - offline, missing repo/file, network: all one message
-        raise TokenizerError(
-            f"tokenizer checkpoint {ref!r} is not available ({type(exc).__name__}); "
-            f"fetch it with `hf download {repo} {filename}` (or `huggingface-cli download {repo} {filename}`)"
-        ) from None
+    return hub_file(repo, filename, "tokenizer checkpoint", TokenizerError)
 
 
 def whisper_cache_dir() -> Path:

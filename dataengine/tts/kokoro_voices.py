@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dataengine.hubfile import hub_file as _hub_file
+
 ROWS, WIDTH = 510, 256
 PACKAGED_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 FILE_SUFFIXES = (".npy", ".pt", ".bin")
@@ -210,16 +212,4 @@ def _as_table(values: np.ndarray, where: str) -> np.ndarray:
 def hub_file(ref: str) -> Path:
     """``org/repo:path`` -> a local file, from the huggingface_hub cache first (no network round trip)."""
     repo, _, filename = ref.partition(":")
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached: try the Hub below
-        pass
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
-    except Exception as exc:  # noqa: BLE001 - offline, missing repo/file, network: all one message
-        raise ValueError(
-            f"Kokoro file {ref!r} is not available ({type(exc).__name__}); fetch it with "
-            f"`hf download {repo} {filename}`"
-        ) from None
+    return _hub_file(repo, filename, "Kokoro file", ValueError)
