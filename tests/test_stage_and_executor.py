@@ -72,3 +72,16 @@ def test_a_worker_killed_mid_batch_stops_the_build_with_a_clear_error() -> None:
     batches = [samples(12)[i : i + 2] for i in range(0, 12, 2)]
     with pytest.raises(WorkerError, match="worker process died"):
         list(LocalExecutor(2).map([DieOnSecond()], iter(batches)))
+
+
+def test_a_dead_ray_actor_is_a_worker_error_however_ray_wraps_it() -> None:
+    """Ray can hand a dead actor over as ``RayTaskError(ActorDiedError)``, a task error without a traceback
+    string: it once crashed the build with an AttributeError instead of the one-line worker error."""
+    errors = pytest.importorskip("ray.exceptions")
+    from dataengine.executors.ray import _one_line
+
+    wrapped = errors.RayTaskError("run_batch", "tb", errors.ActorDiedError()).as_instanceof_cause()
+    for died in (errors.ActorDiedError(), wrapped):
+        assert isinstance(_one_line(died), WorkerError) and "died" in str(_one_line(died))
+    failed = _one_line(errors.RayTaskError("run_batch", "tb", ValueError("bad row")).as_instanceof_cause())
+    assert not isinstance(failed, WorkerError) and "ValueError: bad row" in str(failed)

@@ -115,11 +115,18 @@ def _one_line(exc: Exception) -> Exception:
     are in the cache)."""
     import ray
 
-    if isinstance(exc, ray.exceptions.RayTaskError):
-        cause = exc.cause
+    errors = ray.exceptions
+    died = (
+        errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.LocalRayletDiedError,
+        errors.OwnerDiedError, errors.ObjectLostError,
+    )
+    cause = getattr(exc, "cause", None)
+    # a dead actor can arrive as a RayTaskError too (Ray makes one per cause class): death is checked first
+    if isinstance(exc, errors.RayTaskError) and not isinstance(exc, died) and not isinstance(cause, died):
         if isinstance(cause, StageError | StageFailed):
             return cause
-        return StageFailed(f"a Ray task failed: {type(cause).__name__}: {one_line(cause)}", exc.traceback_str)
+        what = f"{type(cause).__name__}: {one_line(cause)}" if cause is not None else one_line(exc)
+        return StageFailed(f"a Ray task failed: {what}", getattr(exc, "traceback_str", ""))
     return WorkerError(
         f"a Ray worker, actor or node died ({type(exc).__name__}: {one_line(exc)[:200]}); finished samples "
         "are cached, so running the same command again resumes"
