@@ -45,9 +45,10 @@ def test_realistic_clean_speech_is_kept(make, vad: SileroVAD) -> None:
     assert reasons(make(speech()), vad) == []
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # MP3 32 kbps is no longer here: an everyday bitrate (issue 14), it sits on the
+    # spectral-hole limit (0.014): this clip measures between 0.01 and 0.014 and is kept (see the README)
     ("codec", "rate"),
-    [("gsm", None), ("amr_nb", 12_200), ("mulaw", None), ("mp3", 32_000), ("mp3", 16_000), ("opus", 8_000)],
+    [("gsm", None), ("amr_nb", 12_200), ("mulaw", None), ("mp3", 16_000), ("opus", 8_000)],
 )
 def test_codecs_are_bad_compression(codec: str, rate: int | None, vad: SileroVAD) -> None:
     assert reasons(through_codec(speech(), codec, rate), vad) == ["bad_compression"]

@@ -214,6 +214,19 @@ def test_a_sample_page_has_its_text_metrics_and_bounds(server: str, rejecting_bu
     assert d["record"]["reason"] == "too_short"  # the json member of rejected/*.tar
 
 
+def test_a_kept_sample_page_shows_no_bound_failing(server: str, rejecting_build_dir: Path) -> None:
+    """Every bound a page marks as failing must fail in the stage too: a kept sample fails none. (The page
+    once took the largest of a bound's metrics as its statistic, so the interior-silence bound, computed
+    from four metrics, read duration_s and "failed" on every clip longer than 0.8 s.)"""
+    for (kid,) in sql(rejecting_build_dir, "SELECT id FROM samples ORDER BY index LIMIT 4"):
+        _, d = get_json(server, f"/api/sample/{kid}")
+        bounds = [b for m in d["metrics"] for b in m["bounds"]]
+        failing = [b["path"] for b in bounds if b["role"] == "bound" and b["fires"]]
+        assert failing == [], (kid, failing)
+        silence = next(m for m in d["metrics"] if m["metric"] == "silence_fraction")
+        assert any(b["path"] == "audio_filters.max_silence_fraction" for b in silence["bounds"])
+
+
 def test_explore_over_http(server: str, rejecting_build_dir: Path) -> None:
     median = sql(rejecting_build_dir, "SELECT quantile_disc(duration_s, 0.5) FROM samples")[0][0]
     status, r = get_json(

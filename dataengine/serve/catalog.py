@@ -577,6 +577,8 @@ def _stat_value(b: th.Bound, row: dict[str, Any]) -> float | None:
     values = [row.get(m) for m in b.metrics]
     if any(v is None or isinstance(v, str) for v in values):
         return None
+    if b.compute is not None:
+        return b.compute(dict(zip(b.metrics, values, strict=True)))
     return max(values) if len(values) > 1 else values[0]
 
 

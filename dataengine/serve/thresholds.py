@@ -62,6 +62,9 @@ class Bound:
     applies_if: tuple[str, str, str] | None = None
     """``(metric, op, other bound)``: this part of the check counts only where ``metric op other`` holds
     (e.g. the codec limit for short clips only where ``codec_frames < codec_short_frames``)."""
+    compute: Callable[[Mapping[str, float]], float] | None = None
+    """``statistic`` in Python, over one row's ``metrics`` (default: the metric, or the largest of several,
+    as for the edge silences): what a sample page compares with the limit."""
 
     @property
     def path(self) -> str:
@@ -83,6 +86,12 @@ INTERIOR_SILENCE_SQL = (  # the same operations in the same order as the Python 
 """``interior_silence_fraction`` of :mod:`dataengine.audio.filters`, in SQL."""
 
 
+def _interior_silence(row: Mapping[str, float]) -> float:
+    from dataengine.audio.filters import interior_silence_fraction  # the stage's own formula
+
+    return interior_silence_fraction(dict(row))
+
+
 def _b(section: str, key: str, stage: str, metric: str, trigger: str, **extra: str) -> Bound:
     return Bound(section, key, stage, metric, (metric,), trigger, **extra)
 
@@ -99,7 +108,8 @@ BOUNDS: tuple[Bound, ...] = (
           "greatest(leading_silence_s, trailing_silence_s)",
           ("leading_silence_s", "trailing_silence_s"), ">"),
     Bound("audio_filters", "max_silence_fraction", "audio_filters", INTERIOR_SILENCE_SQL,
-          ("silence_fraction", "duration_s", "leading_silence_s", "trailing_silence_s"), ">"),
+          ("silence_fraction", "duration_s", "leading_silence_s", "trailing_silence_s"), ">",
+          compute=_interior_silence),
     _b("audio_filters", "max_clipping_ratio", "audio_filters", "clipping_ratio", ">"),
     _b("audio_filters", "max_band_edge_db", "audio_filters", "band_edge_db", ">"),
     _b("audio_filters", "min_hf_energy_db", "audio_filters", "hf_energy_db", "<"),
