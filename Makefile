@@ -39,7 +39,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check dataengine tests benchmarks training
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	# two processes, whole files each (module fixtures built once): the suite is CPU-bound and mostly single-threaded
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py
