@@ -23,6 +23,7 @@ NOT_DECIDING = {
     "dataengine.cache": "only cache_root(), where converted weights are kept (keyed by their content)",
     "dataengine.numerics": "the pins, part of every key through numerics_key()",
     "dataengine.errors": "words error messages",
+    "dataengine.hubfile": "finds a model file in the Hub cache; the file is keyed by content (model_files)",
 }
 
 RECIPE = {
