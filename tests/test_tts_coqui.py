@@ -35,6 +35,9 @@ def _forget_tts() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_vits(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    # an earlier ``import TTS`` in this process (without the stand-in) failed, but left its submodule
+    # TTS.utils.import_utils behind with "no torchaudio" in an lru_cache: forget it before importing again
+    _forget_tts()
     with torchaudio_standin():
         from TTS.config.shared_configs import BaseAudioConfig
         from TTS.tts.configs.vits_config import VitsArgs, VitsConfig
