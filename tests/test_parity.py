@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from test_tokenizer import speechlike
+from tts_fixtures import offline_hub
 
 from dataengine.audio.io import resample
 from dataengine.tokenizer import TokenizerError, load_whispervq
@@ -176,17 +177,8 @@ def test_official_preset_loads_offline_from_cache(
     The checkpoint file is a tiny random stand-in saved under the official name (the real one cannot be
     downloaded here); both whisperspeech's ``load_model(ref)`` and ours resolve it through the same cache.
     """
-    import huggingface_hub.constants as hub_constants
-
     home = tmp_path / "hf"
-    for name, value in (
-        ("HF_HUB_OFFLINE", True),
-        ("HF_HOME", str(home)),
-        ("HF_HUB_CACHE", str(home / "hub")),
-    ):
-        monkeypatch.setattr(hub_constants, name, value)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(home))
+    offline_hub(home, monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     ref = "WhisperSpeech/WhisperSpeech:whisper-vq-stoks-v3-7lang.model"
     target = _hub_cache(home, *ref.split(":"))

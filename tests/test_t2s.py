@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from tts_fixtures import offline_hub
 
 from dataengine.executors import StageFailed
 from dataengine.pipeline import build
@@ -56,17 +57,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def offline(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub.constants as hub_constants
-
     home = models["hf"]
-    for name, value in (
-        ("HF_HUB_OFFLINE", True),
-        ("HF_HOME", str(home)),
-        ("HF_HUB_CACHE", str(home / "hub")),
-    ):
-        monkeypatch.setattr(hub_constants, name, value)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(home))
+    offline_hub(home, monkeypatch)
     torch.set_num_threads(1)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tts_fixtures import offline_hub
 
 from dataengine.audio.asr import WhisperASR, error_rates
 from dataengine.audio.io import resample
@@ -116,17 +117,8 @@ def test_voice_files_npy_pt_bin_and_an_offline_hub_cache(tmp_path: Path, monkeyp
 
 
 def _offline_hub(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    import huggingface_hub.constants as hub_constants
-
     home = tmp_path / "hf"
-    for name, value in (
-        ("HF_HUB_OFFLINE", True),
-        ("HF_HOME", str(home)),
-        ("HF_HUB_CACHE", str(home / "hub")),
-    ):
-        monkeypatch.setattr(hub_constants, name, value)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(home))
+    offline_hub(home, monkeypatch)
     load_table.cache_clear()
 
 

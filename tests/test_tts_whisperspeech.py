@@ -60,17 +60,8 @@ def models(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 @pytest.fixture
 def offline(models, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    import huggingface_hub.constants as hub_constants
-
     home = models["root"] / "hf"
-    for name, value in (
-        ("HF_HUB_OFFLINE", True),
-        ("HF_HOME", str(home)),
-        ("HF_HUB_CACHE", str(home / "hub")),
-    ):
-        monkeypatch.setattr(hub_constants, name, value)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(home))
+    tf.offline_hub(home, monkeypatch)
     monkeypatch.setenv("TORCH_HOME", str(models["root"] / "torch"))
     torch.set_num_threads(1)
 

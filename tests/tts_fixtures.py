@@ -128,3 +128,18 @@ def hub_snapshot(hf_home: Path, repo: str) -> Path:
     snapshot = repo_dir / "snapshots" / rev
     snapshot.mkdir(parents=True, exist_ok=True)
     return snapshot
+
+
+def offline_hub(home: Path, monkeypatch) -> None:  # noqa: ANN001 - pytest's MonkeyPatch
+    """huggingface_hub offline, with its cache under ``home`` (its constants are read at import time, so
+    both they and the environment are set): what a user's machine with a filled cache and no network has."""
+    import huggingface_hub.constants as hub_constants
+
+    for name, value in (
+        ("HF_HUB_OFFLINE", True),
+        ("HF_HOME", str(home)),
+        ("HF_HUB_CACHE", str(home / "hub")),
+    ):
+        monkeypatch.setattr(hub_constants, name, value)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home))

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from dataengine.fingerprint import file_digest
 from dataengine.recipe import VoiceConfig
 from dataengine.tts import ipa
 from dataengine.tts.base import TTSBackend
@@ -111,21 +112,6 @@ def token_chunks(phonemes: str, limit: int = MAX_TOKENS) -> list[list[int]]:
     return [[table[c] for c in chunk] for chunk in chunks if chunk.strip()]
 
 
-@cache
-def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
-
-
-def file_digest(path: Path) -> str:
-    """sha256 prefix of a file, hashed once per process while its size and mtime stay the same."""
-    stat = path.stat()
-    return _file_digest(path.resolve(), stat.st_size, stat.st_mtime_ns)
-
-
 def _session(path: Path) -> Any:
     """One ONNX session per model file in a process, shared by every Kokoro voice (the model is ~90 MB
     and a session's thread pool spins); keyed by process id too, so a forked child opens its own."""
@@ -179,7 +165,7 @@ class KokoroBackend(TTSBackend):
         if self._version is None:
             vocab_digest = hashlib.sha256(json.dumps(vocab(), sort_keys=True).encode()).hexdigest()[:12]
             self._version = (
-                f"kokoro;model={self.model_path.name}:{file_digest(self.model_path)};vocab={vocab_digest}"
+                f"kokoro;model={self.model_path.name}:{file_digest(self.model_path)[:12]};vocab={vocab_digest}"
                 f";voice={self.blend.spec()}:{table_digest(self.blend)};lang={self.language}"
                 f";espeak-ng=={ipa.espeak_version()};speed={self.speed:g}"
                 f";onnxruntime=={metadata.version('onnxruntime')};onnx_threads={SESSION_THREADS}"
