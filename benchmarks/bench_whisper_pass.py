@@ -1,5 +1,5 @@
-"""CPU seconds per kept sample of a build, two source trees interleaved (e.g. main before the shared
-Whisper pass, and this branch): ``python benchmarks/bench_whisper_pass.py BEFORE_SRC AFTER_SRC``.
+"""CPU seconds per kept sample of a build, source trees interleaved (e.g. main before the shared Whisper
+pass, and this branch): ``python benchmarks/bench_whisper_pass.py BEFORE_SRC AFTER_SRC [AFTER_SRC ...]``.
 
 Each run is ``dataengine build RECIPE --limit N --workers W --no-cache`` in a fresh process with the
 tree's code first on ``PYTHONPATH``; its CPU time is the user + system time of that child and its
@@ -7,8 +7,9 @@ children (``resource.getrusage(RUSAGE_CHILDREN)`` around it), so other load on a
 wall time but hardly CPU time. Runs alternate before/after, ``--rounds`` times, and the table gives the
 median of each side and their ratio. ``--after-recipe`` gives the after side its own recipe (e.g. the
 demo with ``asr.share_encoder: true``, a key the before tree does not know); given more than once, each
-recipe is its own after side (``after:NAME``, the recipe's file stem), all of them interleaved with the
-before side in the same rounds (the order rotates each round), so their ratios are comparable.
+recipe is its own after side (``after:NAME``, the recipe's file stem), and so is each further source tree
+(``after:FOLDER``), all of them interleaved with the before side in the same rounds (the order rotates
+each round), so their ratios are comparable.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ def _env() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("before", type=Path, help="source tree of the baseline (e.g. an export of main)")
-    parser.add_argument("after", type=Path, help="source tree to compare (e.g. this checkout)")
+    parser.add_argument(
+        "after",
+        type=Path,
+        nargs="+",
+        help="source trees to compare (e.g. this checkout)",
+    )
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
     parser.add_argument(
         "--after-recipe",
@@ -102,17 +108,21 @@ def main() -> None:
 
 
 def _sides(args: argparse.Namespace) -> dict[str, tuple[Path, Path]]:
-    """Side name -> (source tree, recipe): ``before``, then one after side per ``--after-recipe``."""
+    """Side name -> (source tree, recipe): ``before``, then one after side per source tree and
+    ``--after-recipe`` (named by the tree's folder and the recipe's file stem where there are several)."""
     sides = {"before": (args.before.resolve(), args.recipe.resolve())}
     recipes = args.after_recipe or [args.recipe]
-    if len(recipes) == 1:
-        sides["after"] = (args.after.resolve(), recipes[0].resolve())
+    if len(recipes) == 1 and len(args.after) == 1:
+        sides["after"] = (args.after[0].resolve(), recipes[0].resolve())
         return sides
-    for recipe in recipes:
-        name = f"after:{recipe.stem}"
-        if name in sides:
-            raise SystemExit(f"two --after-recipe files share the name {recipe.stem!r}")
-        sides[name] = (args.after.resolve(), recipe.resolve())
+    for src in args.after:
+        for recipe in recipes:
+            parts = [src.resolve().name] if len(args.after) > 1 else []
+            parts += [recipe.stem] if len(recipes) > 1 else []
+            name = "after:" + ":".join(parts)
+            if name in sides:
+                raise SystemExit(f"two after sides share the name {name!r}")
+            sides[name] = (src.resolve(), recipe.resolve())
     return sides
 
 

@@ -411,6 +411,44 @@ def test_a_folder_of_a_thousand_files_streams_in_flat_memory(tmp_path: Path) -> 
     assert big_peak < 1.5 * small_peak + 256 * 1024, (small_peak, big_peak)
 
 
+def test_a_corpus_wide_transcript_file_is_not_held_in_memory(tmp_path: Path) -> None:
+    """MLS keeps one ``transcripts.txt`` for a whole split (10.8 M lines for English): 200,000 lines of it
+    add under 8 MB to the source's peak of Python allocations (a dict of them held ~45 MB), and the files
+    it names still get their texts, by relative path or by stem."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    clip = (0.1 * rng.standard_normal(int(0.05 * SR))).astype(np.float32)
+    folder = tmp_path / "corpus" / "audio" / "4800" / "10003"
+    folder.mkdir(parents=True)
+    for stem in ("4800_10003_000000", "4800_10003_000001"):
+        sf.write(folder / f"{stem}.flac", clip, SR)
+    words = "the quick brown fox jumps over the lazy dog while the band plays on into the night"
+
+    def transcripts(lines: int) -> Path:
+        path = tmp_path / f"transcripts-{lines}.txt"
+        with path.open("w", encoding="utf-8") as handle:
+            for n in range(lines):
+                handle.write(f"{n // 1000:04d}_{n % 1000:05d}_{n:06d}\t{words} {n}\n")
+            handle.write(f"4800_10003_000000\tthe first of two {lines}\n")
+            handle.write(f"audio/4800/10003/4800_10003_000001\tthe second {lines}\n")
+        return path
+
+    def peak(path: Path) -> tuple[list[str], int]:
+        source = RecordingsSource(kind="recordings", path=tmp_path / "corpus", transcripts=path)
+        tracemalloc.start()
+        texts = [s.turns[0].text for s in iter_rows(source)]
+        high = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return texts, high
+
+    small_texts, small_peak = peak(transcripts(10))
+    big_texts, big_peak = peak(transcripts(200_000))
+    assert small_texts == ["the first of two 10", "the second 10"]
+    assert big_texts == ["the first of two 200000", "the second 200000"]
+    assert big_peak < small_peak + 8 * 2**20, (small_peak, big_peak)
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_recordings_build_then_resume_gives_identical_bytes(
     tmp_path: Path, prompts: list

