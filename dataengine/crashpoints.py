@@ -8,6 +8,8 @@ kill this process with SIGKILL, as ``kill -9`` or the OOM killer would: no clean
 - ``manifest``: the first manifest file is written, the second is not (while writing the manifest);
 - ``publish``: the old build is half removed / the new one half moved in (while publishing);
 - ``push_copy``: a file of a version was copied into a local push's staging folder (``push`` to a folder);
+- ``checkpoint_saved``: torchtune has written a checkpoint's weights and recipe state, the recipe has not
+  yet marked it complete (``dataengine.training.checkpoints``);
 - ``train_step``: a training step (and the checkpoint due after it) is done
   (``dataengine.training.stream_finetune``).
 """

@@ -14,6 +14,8 @@ import pytest
 import torch
 from build_facts import ManifestFacts
 from click.testing import CliRunner
+from dataengine.training.checkpoints import MARKER, latest_complete
+from dataengine.training.preflight import PreflightError, check_run_config
 from dataengine.training.stream_finetune import run
 from omegaconf import OmegaConf
 from torchtune import config
@@ -88,20 +90,22 @@ def test_train_run_and_init_tiny_bad_input_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "folder exists and is not empty" in result.output
 
 
-def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
-    small_build_dir: Path, tmp_path: Path
-) -> None:
-    """SIGKILLed after step 6 (checkpoints every 4 steps: the step-4 one is on disk, steps 5-6 are lost),
-    then resumed: it trains steps 5-10 on exactly the samples of an uninterrupted run, to the same weights."""
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    run(tiny_cfg(small_build_dir, whole, max_steps=10, save_every_n_steps=4))
+@pytest.fixture(scope="module")
+def uninterrupted(small_build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 steps straight, a checkpoint every 4: what a killed and resumed run must equal."""
+    out = tmp_path_factory.mktemp("whole")
+    run(tiny_cfg(small_build_dir, out, max_steps=10, save_every_n_steps=4))
+    return out
+
+
+def _killed_run(small_build_dir: Path, out: Path, crash_at: str) -> None:
     cfg = OmegaConf.to_container(
-        tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=4), resolve=True
+        tiny_cfg(small_build_dir, out, max_steps=10, save_every_n_steps=4), resolve=True
     )
     code = (
         "import json, sys; from dataengine.training.stream_finetune import run; run(json.loads(sys.argv[1]))"
     )
-    env = {**os.environ, "DATAENGINE_CRASH_AT": "train_step:6"}  # kill -9 itself after step 6
+    env = {**os.environ, "DATAENGINE_CRASH_AT": crash_at}  # kill -9 itself there
     killed = subprocess.run(
         [sys.executable, "-c", code, json.dumps(cfg)],
         cwd=ROOT,
@@ -111,15 +115,56 @@ def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
         timeout=300,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert [s for s, _ in step_ids(parts)] == list(range(1, 7))  # it trained past its checkpoint
-    assert sorted(p.name for p in parts.glob("epoch_*")) == ["epoch_4"]
+
+
+def _resume_equals(small_build_dir: Path, parts: Path, whole: Path) -> None:
     run(tiny_cfg(small_build_dir, parts, max_steps=10, save_every_n_steps=4, resume_from_checkpoint=True))
-    assert step_ids(parts) == step_ids(whole)  # steps 5 and 6 again, on the same samples, recorded once
+    assert step_ids(parts) == step_ids(whole)  # the lost steps again, on the same samples, recorded once
     final = [
         torch.load(d / "epoch_10" / "model-00001-of-00001.bin", weights_only=True) for d in (whole, parts)
     ]
     for key, value in final[0].items():
         torch.testing.assert_close(final[1][key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_killed_and_resumed_run_trains_on_exactly_the_uninterrupted_sequence(
+    small_build_dir: Path, tmp_path: Path, uninterrupted: Path
+) -> None:
+    """SIGKILLed after step 6 (checkpoints every 4 steps: the step-4 one is on disk, steps 5-6 are lost),
+    then resumed: it trains steps 5-10 on exactly the samples of an uninterrupted run, to the same weights."""
+    parts = tmp_path / "parts"
+    _killed_run(small_build_dir, parts, "train_step:6")
+    assert [s for s, _ in step_ids(parts)] == list(range(1, 7))  # it trained past its checkpoint
+    assert sorted(p.name for p in parts.glob("epoch_*")) == ["epoch_4"]
+    assert (parts / "epoch_4" / MARKER).is_file()
+    _resume_equals(small_build_dir, parts, uninterrupted)
+
+
+def test_a_kill_inside_a_checkpoint_save_resumes_from_the_last_complete_one(
+    small_build_dir: Path, tmp_path: Path, uninterrupted: Path
+) -> None:
+    """SIGKILLed while the step-8 checkpoint is being saved (torchtune wrote it, it is not yet marked
+    complete), and ``recipe_state/recipe_state.pt`` then cut short as a kill inside it leaves it: the
+    resume starts from step 4 with step 4's own recipe state and ends where the uninterrupted run does.
+    (Before, it took epoch_8 as the latest and failed on the torn file; killed between torchtune's two
+    writes it would have paired step 8's weights with step 4's optimizer and data position.)"""
+    parts = tmp_path / "parts"
+    _killed_run(small_build_dir, parts, "checkpoint_saved:2")
+    assert sorted(p.name for p in parts.glob("epoch_*")) == ["epoch_4", "epoch_8"]
+    assert (parts / "epoch_4" / MARKER).is_file() and not (parts / "epoch_8" / MARKER).exists()
+    assert latest_complete(parts) == parts / "epoch_4"
+    state = parts / "recipe_state" / "recipe_state.pt"
+    state.write_bytes(state.read_bytes()[:200])  # torn mid-write
+    _resume_equals(small_build_dir, parts, uninterrupted)
+
+
+def test_resume_without_a_complete_checkpoint_is_one_line(small_build_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "epoch_4").mkdir()  # a step folder never marked complete (or from before the marks)
+    overrides = [f"data={small_build_dir}", f"tiny_dir={tiny_dir()}", f"output_dir={tmp_path}"]
+    with pytest.raises(
+        PreflightError, match=r"no complete checkpoint in .* \(epoch_4: .*no CHECKPOINT_COMPLETE"
+    ):
+        check_run_config(CONFIGS / "tiny_cpu.yaml", [*overrides, "resume_from_checkpoint=true"])
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dataengine.training.checkpoints import incomplete_note, latest_complete
 from dataengine.training.shards import ShardError, resolve_shards
 
 
@@ -111,8 +112,8 @@ def check_run_config(config: Path, overrides: Sequence[str] = ()) -> dict[str, A
     checkpointer = cfg.get("checkpointer") or {}
     if cfg.get("resume_from_checkpoint"):
         output_dir = Path(str(cfg.get("output_dir", ".")))
-        if not any(p.is_dir() for p in output_dir.glob("epoch_*")):
-            raise PreflightError(f"resume_from_checkpoint: no epoch_<step> folder in {output_dir} to resume")
+        if latest_complete(output_dir) is None:
+            raise PreflightError(f"resume_from_checkpoint: {incomplete_note(output_dir)}")
     elif "checkpoint_dir" in checkpointer:
         folder = Path(str(checkpointer["checkpoint_dir"])).expanduser()
         if not folder.is_dir():

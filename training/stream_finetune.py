@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from dataengine.training.checkpoints import RECIPE_STATE, incomplete_note, latest_complete, mark_complete
 from dataengine.training.loader import StreamingLoader
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.distributed.tensor import DTensor
 from torchtune import config, modules, training, utils
-from torchtune.training.checkpointing._utils import get_largest_iter_folder
 from torchtune.training.lr_schedulers import get_lr
 
 from dataengine.crashpoints import crash_point
@@ -106,16 +106,15 @@ class StreamFinetuneRecipe:
 
     def _load_checkpoint(self, cfg_checkpointer: DictConfig) -> dict[str, Any]:
         overrides: dict[str, Any] = {"should_load_recipe_state": self.resume}
-        if self.resume:  # weights from the latest step folder this run wrote (torchtune names it epoch_<n>)
-            latest = get_largest_iter_folder(self.output_dir)
+        if self.resume:  # the newest step folder written to the end (torchtune names it epoch_<n>)
+            latest = latest_complete(self.output_dir)
             if latest is None:
-                raise FileNotFoundError(
-                    f"resume_from_checkpoint: no epoch_<step> folder in {self.output_dir}"
-                )
+                raise FileNotFoundError(f"resume_from_checkpoint: {incomplete_note(self.output_dir)}")
             files = sorted(
-                p.name for p in (self.output_dir / latest).iterdir() if p.suffix in WEIGHT_SUFFIXES
+                p.name for p in latest.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.name != RECIPE_STATE
             )
-            overrides["checkpoint_files"] = [f"{latest}/{name}" for name in files]
+            overrides["checkpoint_files"] = [f"{latest.name}/{name}" for name in files]
+            overrides["recipe_checkpoint"] = f"{latest.name}/{RECIPE_STATE}"  # that step's own state
         self.checkpointer = config.instantiate(cfg_checkpointer, **overrides)
         return self.checkpointer.load_checkpoint()
 
@@ -175,6 +174,8 @@ class StreamFinetuneRecipe:
                 epoch=self.global_step,
                 intermediate_checkpoint=True,
             )
+            crash_point("checkpoint_saved")
+            mark_complete(self.output_dir, self.global_step)  # only now may a resume start from it
         if self.distributed:
             torch.distributed.barrier()
 
