@@ -449,6 +449,25 @@ def test_a_corpus_wide_transcript_file_is_not_held_in_memory(tmp_path: Path) -> 
     assert big_peak < small_peak + 8 * 2**20, (small_peak, big_peak)
 
 
+def test_an_unreadable_transcript_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    sf.write(tmp_path / "a.wav", np.zeros(SR, np.float32), SR)
+    whole = gzip.compress(b"a\thello there\n" * 2000)
+    cases = {
+        "cut.txt.gz": (whole[: len(whole) // 2], r"unreadable \(Compressed file ended"),  # a torn download
+        "plain.txt.gz": (b"a\thello\n", r"unreadable \(Not a gzipped file"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        source = RecordingsSource(kind="recordings", path=tmp_path, transcripts=tmp_path / name)
+        with pytest.raises(SettingError, match=rf"^source.transcripts: .*{name}: {message}") as caught:
+            check_recordings(source)
+        assert "\n" not in str(caught.value)
+    (tmp_path / "folder").mkdir()
+    source = RecordingsSource(kind="recordings", path=tmp_path, transcripts=tmp_path / "folder")
+    with pytest.raises(SettingError, match=r"folder: a folder, not a transcript file$"):
+        check_recordings(source)
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_recordings_build_then_resume_gives_identical_bytes(
     tmp_path: Path, prompts: list

@@ -162,7 +162,7 @@ def test_resume_without_a_complete_checkpoint_is_one_line(small_build_dir: Path,
     (tmp_path / "epoch_4").mkdir()  # a step folder never marked complete (or from before the marks)
     overrides = [f"data={small_build_dir}", f"tiny_dir={tiny_dir()}", f"output_dir={tmp_path}"]
     with pytest.raises(
-        PreflightError, match=r"no complete checkpoint in .* \(epoch_4: .*no CHECKPOINT_COMPLETE"
+        PreflightError, match=r"no complete checkpoint in .* \(epoch_4: .*need CHECKPOINT_COMPLETE"
     ):
         check_run_config(CONFIGS / "tiny_cpu.yaml", [*overrides, "resume_from_checkpoint=true"])
 
@@ -203,3 +203,56 @@ def test_8b_configs_parse_and_their_components_instantiate(
     item = next(iter(dataset))
     assert item["tokens"].shape == (max_len,)
     assert OmegaConf.select(cfg, "checkpointer.model_type") == "LLAMA3"
+
+
+def _step_folder(out: Path, step: int, weights: str = "model-00001-of-00001.bin") -> Path:
+    from dataengine.training.checkpoints import mark_complete
+
+    (out / "recipe_state").mkdir(parents=True, exist_ok=True)
+    torch.save({"global_step": step}, out / "recipe_state" / "recipe_state.pt")
+    folder = out / f"epoch_{step}"
+    folder.mkdir()
+    if weights.endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.ones(64)}, folder / weights)
+    else:
+        torch.save({"w": torch.ones(64)}, folder / weights)
+    return mark_complete(out, step)
+
+
+@pytest.mark.parametrize("weights", ["model-00001-of-00001.bin", "model-00001-of-00001.safetensors"])
+def test_a_marked_checkpoint_with_a_torn_or_missing_file_is_passed_over(tmp_path: Path, weights: str) -> None:
+    """A mark says the save finished; files damaged afterwards (a disk, a user) must not be loaded:
+    resume falls back to the step before, as for a folder never marked."""
+    older, newer = _step_folder(tmp_path, 2, weights), _step_folder(tmp_path, 4, weights)
+    assert latest_complete(tmp_path) == newer
+    for damage in ("truncate state", "delete state", "truncate weights", "delete weights"):
+        target = newer / ("recipe_state.pt" if "state" in damage else weights)
+        saved = target.read_bytes()
+        if damage.startswith("truncate"):
+            target.write_bytes(saved[: len(saved) // 2])
+        else:
+            target.unlink()
+        assert latest_complete(tmp_path) == older, damage
+        target.write_bytes(saved)
+        assert latest_complete(tmp_path) == newer
+
+
+def test_an_output_dir_that_cannot_take_checkpoints_is_one_line(
+    small_build_dir: Path, tmp_path: Path
+) -> None:
+    overrides = [f"data={small_build_dir}", f"tiny_dir={tiny_dir()}"]
+    afile = tmp_path / "run.txt"
+    afile.write_text("not a folder")
+    with pytest.raises(PreflightError, match=r"^output_dir: .*run.txt is a file, not a folder$"):
+        check_run_config(CONFIGS / "tiny_cpu.yaml", [*overrides, f"output_dir={afile}"])
+    out = tmp_path / "run"
+    _step_folder(out, 2)
+    (out / "epoch_4").write_text("hi")  # torchtune would train to step 4, then fail to save there
+    for resume in ("false", "true"):
+        with pytest.raises(PreflightError, match=r"^output_dir: .*epoch_4 is not a folder"):
+            check_run_config(
+                CONFIGS / "tiny_cpu.yaml",
+                [*overrides, f"output_dir={out}", f"resume_from_checkpoint={resume}"],
+            )

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,14 +47,47 @@ def mark_complete(output_dir: Path, step: int) -> Path:
     return folder
 
 
+WEIGHT_SUFFIXES = (".pt", ".bin", ".safetensors", ".pth")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The model weights torchtune wrote into a step folder (not the recipe state copy)."""
+    return sorted(
+        p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.name != RECIPE_STATE and p.is_file()
+    )
+
+
 def latest_complete(output_dir: Path) -> Path | None:
-    """The newest ``epoch_<step>`` folder under ``output_dir`` with its marker, or None."""
+    """The newest ``epoch_<step>`` folder under ``output_dir`` with its marker and intact files (a
+    damaged one is passed over, as a cut-short one is), or None."""
     steps = []
     for folder in output_dir.glob("epoch_*"):
         match = _STEP_FOLDER.match(folder.name)
-        if match and _marked_step(folder) == int(match.group(1)):
+        if match and folder.is_dir() and _marked_step(folder) == int(match.group(1)) and intact(folder):
             steps.append((int(match.group(1)), folder))
     return max(steps)[1] if steps else None
+
+
+def intact(folder: Path) -> bool:
+    """The recipe state and at least one weights file are there and each ends where its own index says
+    (a torch zip's central directory, a safetensors header's last offset): a torn or missing file fails
+    here in milliseconds, without loading gigabytes."""
+    files = weight_files(folder)
+    return bool(files) and all(_whole(p) for p in (folder / RECIPE_STATE, *files))
+
+
+def _whole(path: Path) -> bool:
+    try:
+        if path.suffix == ".safetensors":
+            with path.open("rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(size))
+            ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+            return path.stat().st_size == 8 + size + max(ends, default=0)
+        with zipfile.ZipFile(path) as archive:  # torch.save's format since 1.6
+            return bool(archive.namelist())
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile):
+        return False
 
 
 def _marked_step(folder: Path) -> int | None:
@@ -64,11 +98,17 @@ def _marked_step(folder: Path) -> int | None:
 
 
 def incomplete_note(output_dir: Path) -> str:
-    """Why there is nothing to resume from: no step folder, or none written to the end."""
+    """Why there is nothing to resume from: no step folder, or none written to the end and intact."""
     partial = sorted(p.name for p in output_dir.glob("epoch_*") if p.is_dir())
     if not partial:
         return f"no epoch_<step> folder in {output_dir} to resume"
     return (
         f"no complete checkpoint in {output_dir} to resume ({', '.join(partial)}: written before "
-        f"checkpoints were marked complete, or cut short; no {MARKER} file)"
+        f"checkpoints were marked complete, cut short, or damaged; need {MARKER}, {RECIPE_STATE} and "
+        "whole weight files)"
     )
+
+
+def blocked_step_names(output_dir: Path) -> list[str]:
+    """``epoch_<n>`` entries that are not folders: torchtune could not write a checkpoint there."""
+    return sorted(p.name for p in output_dir.glob("epoch_*") if _STEP_FOLDER.match(p.name) and not p.is_dir())

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dataengine.training.checkpoints import incomplete_note, latest_complete
+from dataengine.training.checkpoints import blocked_step_names, incomplete_note, latest_complete
 from dataengine.training.shards import ShardError, resolve_shards
 
 
@@ -110,8 +110,15 @@ def check_run_config(config: Path, overrides: Sequence[str] = ()) -> dict[str, A
     _require_file(cfg, "tokenizer.path", tokenizer.get("path"))
     _require_file(cfg, "tokenizer.special_tokens_path", tokenizer.get("special_tokens_path"))
     checkpointer = cfg.get("checkpointer") or {}
+    output_dir = Path(str(cfg.get("output_dir", "."))).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise PreflightError(f"output_dir: {output_dir} is a file, not a folder")
+    if output_dir.is_dir() and (blocked := blocked_step_names(output_dir)):
+        raise PreflightError(
+            f"output_dir: {output_dir / blocked[0]} is not a folder: a checkpoint of that step could not be "
+            "written there (move it away)"
+        )
     if cfg.get("resume_from_checkpoint"):
-        output_dir = Path(str(cfg.get("output_dir", ".")))
         if latest_complete(output_dir) is None:
             raise PreflightError(f"resume_from_checkpoint: {incomplete_note(output_dir)}")
     elif "checkpoint_dir" in checkpointer:

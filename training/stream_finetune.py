@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from dataengine.training.checkpoints import RECIPE_STATE, incomplete_note, latest_complete, mark_complete
+from dataengine.training.checkpoints import (
+    RECIPE_STATE,
+    incomplete_note,
+    latest_complete,
+    mark_complete,
+    weight_files,
+)
 from dataengine.training.loader import StreamingLoader
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -34,7 +40,6 @@ from dataengine.crashpoints import crash_point
 log = utils.get_logger("INFO")
 DATA_KEY = "data_position"
 STEP_KEY = "global_step"
-WEIGHT_SUFFIXES = (".pt", ".bin", ".safetensors", ".pth")
 
 
 class StreamFinetuneRecipe:
@@ -110,10 +115,8 @@ class StreamFinetuneRecipe:
             latest = latest_complete(self.output_dir)
             if latest is None:
                 raise FileNotFoundError(f"resume_from_checkpoint: {incomplete_note(self.output_dir)}")
-            files = sorted(
-                p.name for p in latest.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.name != RECIPE_STATE
-            )
-            overrides["checkpoint_files"] = [f"{latest.name}/{name}" for name in files]
+            log.info(f"resuming from {latest}")
+            overrides["checkpoint_files"] = [f"{latest.name}/{p.name}" for p in weight_files(latest)]
             overrides["recipe_checkpoint"] = f"{latest.name}/{RECIPE_STATE}"  # that step's own state
         self.checkpointer = config.instantiate(cfg_checkpointer, **overrides)
         return self.checkpointer.load_checkpoint()

@@ -28,6 +28,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,10 @@ def _folder_rows(config: RecordingsSource) -> Iterator[RecordingRow]:
     if transcripts is None and (config.path / "transcripts.txt").is_file():
         transcripts = config.path / "transcripts.txt"
     # a corpus-wide file (MLS English: 10.8 M lines) is looked up from disk, not held in a dict
-    shared = TextTable(transcript_lines(transcripts) if transcripts is not None else ())
+    try:
+        shared = TextTable(transcript_lines(transcripts) if transcripts is not None else ())
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated .gz ends in EOFError
+        raise SettingError("source.transcripts", f"{transcripts}: unreadable ({one_line(exc)})") from None
     try:
         yield from _folder_walk(config, shared)
     finally:
@@ -319,7 +323,8 @@ def check_recordings(config: RecordingsSource) -> None:
     if not config.path.exists():
         raise SettingError("source.path", f"{config.path}: no such file or folder")
     if config.transcripts is not None and not config.transcripts.is_file():
-        raise SettingError("source.transcripts", f"{config.transcripts}: no such file")
+        what = "a folder, not a transcript file" if config.transcripts.is_dir() else "no such file"
+        raise SettingError("source.transcripts", f"{config.transcripts}: {what}")
     if config.segment is not None and config.segment.words_model != "none":
         from dataengine.audio.asr import check_model
 
@@ -332,7 +337,7 @@ def check_recordings(config: RecordingsSource) -> None:
         raise SettingError("source.path", f"{config.path}: the {layout} layout needs a manifest file")
     try:
         first = next(recording_rows(config), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
         raise SettingError("source.path", f"{config.path}: {one_line(exc)}") from None
     if first is None:
         what = f"no audio files ({', '.join(config.extensions)})" if layout == "folder" else "no rows"
