@@ -336,6 +336,7 @@ def test_ints_still_count_as_floats(tmp_path: Path) -> None:
 
 _INTERRUPT_AT_IMPORT = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (& jobs inherit it ignored)
 class SigintOnImport:
     def find_spec(self, name, path=None, target=None):
         if name == {module!r}:
