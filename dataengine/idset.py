@@ -16,17 +16,23 @@ CACHE_KIB = 4096
 """The page cache: what the set holds in memory, whatever its size."""
 
 
+def private_table(create: str) -> sqlite3.Connection:
+    """A private temporary database on disk ("": SQLite's own, gone with the connection) holding the
+    table ``create`` makes, inside an open transaction; one writer, so no journal is needed."""
+    db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.execute(create)
+    db.execute("BEGIN")
+    return db
+
+
 class IdSet:
     """Exact membership of strings, for one pass over a build (not shared between processes)."""
 
     def __init__(self) -> None:
-        # "" = a private temporary database on disk; one writer, so no journal is needed
-        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
-        self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        self._db.execute("PRAGMA journal_mode = OFF")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._db.execute("BEGIN")
+        self._db = private_table("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, key: str) -> bool:
         """Add ``key``; True when it was not there yet."""

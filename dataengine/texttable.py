@@ -8,11 +8,10 @@ the page cache stays in memory, and the file goes with the connection.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from itertools import islice
 
-from dataengine.idset import CACHE_KIB
+from dataengine.idset import private_table
 
 CHUNK = 10_000
 """Rows inserted per ``executemany``."""
@@ -23,12 +22,7 @@ class TextTable:
     ``dict``), then read with :meth:`get`; for one pass (not shared between processes)."""
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
-        self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        self._db.execute("PRAGMA journal_mode = OFF")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE texts (key TEXT PRIMARY KEY, text TEXT NOT NULL) WITHOUT ROWID")
-        self._db.execute("BEGIN")
+        self._db = private_table("CREATE TABLE texts (key TEXT PRIMARY KEY, text TEXT) WITHOUT ROWID")
         rows = iter(pairs)
         while chunk := list(islice(rows, CHUNK)):
             self._db.executemany("INSERT OR REPLACE INTO texts VALUES (?, ?)", chunk)
