@@ -60,12 +60,11 @@ def weight_files(folder: Path) -> list[Path]:
 def latest_complete(output_dir: Path) -> Path | None:
     """The newest ``epoch_<step>`` folder under ``output_dir`` with its marker and intact files (a
     damaged one is passed over, as a cut-short one is), or None."""
-    steps = []
-    for folder in output_dir.glob("epoch_*"):
-        match = _STEP_FOLDER.match(folder.name)
-        if match and folder.is_dir() and _marked_step(folder) == int(match.group(1)) and intact(folder):
-            steps.append((int(match.group(1)), folder))
-    return max(steps)[1] if steps else None
+    steps = [(int(m.group(1)), p) for p in output_dir.glob("epoch_*") if (m := _STEP_FOLDER.match(p.name))]
+    for step, folder in sorted(steps, reverse=True):  # newest first: older folders are not opened
+        if folder.is_dir() and _marked_step(folder) == step and intact(folder):
+            return folder
+    return None
 
 
 def intact(folder: Path) -> bool:

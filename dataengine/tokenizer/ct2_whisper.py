@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dataengine.cache import cache_root
+from dataengine.fingerprint import file_digest
 from dataengine.tokenizer.errors import TokenizerError
 
 _DTYPES: dict[int, np.dtype] = {
@@ -197,7 +198,7 @@ def save_atomic(obj: object, path: Path) -> None:
 def converter_digest() -> str:
     """A digest of this module's source, the code that turns ``model.bin`` into a checkpoint: part of the
     converted file's name, so a changed converter converts again instead of reusing an older copy."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return file_digest(Path(__file__))[:12]
 
 
 def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
