@@ -24,6 +24,7 @@ NOT_DECIDING = {
     "dataengine.numerics": "the pins, part of every key through numerics_key()",
     "dataengine.errors": "words error messages",
     "dataengine.hubfile": "finds a model file in the Hub cache; the file is keyed by content (model_files)",
+    "dataengine.fingerprint": "digests that name files and keys (a converted checkpoint); computes no output",
 }
 
 RECIPE = {
