@@ -119,6 +119,64 @@ def test_conversion_matches_ctranslate2(whisper_ckpt: Path, encoder: WhisperEnco
     assert diff.mean() < 1e-4 and diff.max() < 2e-2
 
 
+def _padded_mels(clips: list[np.ndarray], value: float = -1.5) -> tuple[torch.Tensor, list[int]]:
+    mels = [log_mel_spectrogram(c) for c in clips]
+    return torch.stack([pad_or_trim_mel(m, value=value) for m in mels]), [m.shape[-1] for m in mels]
+
+
+@pytest.mark.parametrize("seconds", [0.03, 0.5, 1.37, 4.0, 29.99, 31.0])
+def test_the_padding_template_gives_the_encoders_own_bits(encoder: WhisperEncoder, seconds: float) -> None:
+    mel, n_frames = _padded_mels([speechlike(seconds, seed=11)])
+    template = encoder.padding
+    with torch.inference_mode():
+        full = encoder(mel)
+        x = encoder.stem(mel)
+        qkv = template.layer0_qkv(x, n_frames)
+        fast = encoder(mel, n_frames)
+    assert qkv is not None  # the template applies here (this CPU's GEMM rows do not depend on the row count)
+    block = encoder.blocks[0]
+    with torch.inference_mode():
+        for own, ref in zip(qkv, block.attn.project(block.attn_ln(x)), strict=True):
+            assert torch.equal(own, ref)
+    assert torch.equal(fast, full)
+
+
+def test_the_padding_template_in_a_batch_of_different_lengths(encoder: WhisperEncoder) -> None:
+    mel, n_frames = _padded_mels([speechlike(s, seed=i) for i, s in enumerate([0.8, 2.3, 0.41, 6.0])])
+    with torch.inference_mode():
+        assert torch.equal(encoder(mel, n_frames), encoder(mel))
+        alone = [encoder(mel[i : i + 1], n_frames[i : i + 1]) for i in range(4)]
+    for i, row in enumerate(alone):
+        assert torch.equal(row[0], encoder(mel[i : i + 1])[0].detach())
+
+
+def test_the_padding_template_steps_aside_where_it_does_not_hold(encoder: WhisperEncoder) -> None:
+    template = encoder.padding
+    other_pad, n_frames = _padded_mels([speechlike(1.0, seed=3)], value=-1.0)  # not WhisperVQ's padding
+    mel, _ = _padded_mels([speechlike(1.0, seed=3)])
+    with torch.inference_mode():
+        assert template.layer0_qkv(encoder.stem(other_pad), n_frames) is None
+        assert torch.equal(encoder(other_pad, n_frames), encoder(other_pad))
+        long_mel, long_frames = _padded_mels([speechlike(4.0, seed=3)])
+        assert template.layer0_qkv(encoder.stem(long_mel), [long_frames[0] // 2]) is None  # not padding
+        assert template.layer0_qkv(encoder.stem(mel), n_frames + n_frames) is None  # one count per clip
+    with torch.no_grad():  # autograd-free but not inference mode: applies; with gradients it does not
+        assert template.layer0_qkv(encoder.stem(mel), n_frames) is not None
+    assert template.layer0_qkv(encoder.stem(mel), n_frames) is None
+
+
+def test_the_padding_template_follows_the_weights(whisper_ckpt: Path) -> None:
+    encoder = load_whisper_encoder(whisper_ckpt)
+    mel, n_frames = _padded_mels([speechlike(2.0, seed=5)])
+    with torch.inference_mode():
+        encoder(mel, n_frames)
+    with torch.no_grad():
+        encoder.blocks[0].attn.key.weight.mul_(1.5)  # edited in place: a stale template would keep old keys
+    with torch.inference_mode():
+        assert encoder.padding.layer0_qkv(encoder.stem(mel), n_frames) is not None
+        assert torch.equal(encoder(mel, n_frames), encoder(mel))
+
+
 def test_three_seconds_give_75_tokens(real_vq) -> None:
     (tokens,) = real_vq.encode([speechlike(3)])
     assert tokens.shape == (75,) and np.issubdtype(tokens.dtype, np.integer)

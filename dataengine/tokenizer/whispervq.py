@@ -167,15 +167,17 @@ class WhisperVQ(nn.Module):
                 dist = -torch.cdist(flat, embed, p=2)
             return dist.argmax(dim=-1).reshape(b, t // d)
 
-    def embed(self, mels: Tensor) -> Tensor:
-        """Padded mels (B, n_mels, 3000) -> encoder output, under autocast when the dtype is not float32."""
+    def embed(self, mels: Tensor, n_frames: list[int] | None = None) -> Tensor:
+        """Padded mels (B, n_mels, 3000) -> encoder output, under autocast when the dtype is not float32.
+        ``n_frames`` (each clip's mel frames before padding) lets the encoder skip work on the padding
+        (bit-identical output: :class:`~dataengine.tokenizer.whisper_encoder.PaddingTemplate`)."""
         half = self.compute_dtype != torch.float32
         with torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=half):
-            return self.encoder(mels.to(self.device))
+            return self.encoder(mels.to(self.device), n_frames)
 
     def forward(self, mels: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Padded mels (B, n_mels, 3000) and the unpadded frame counts -> one token tensor per clip."""
-        return self.tokens(self.embed(mels), n_frames)
+        return self.tokens(self.embed(mels, n_frames), n_frames)
 
     def tokens(self, embs: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Encoder output (B, n_ctx, width) and the unpadded frame counts -> one token tensor per clip."""
@@ -209,7 +211,7 @@ class WhisperVQ(nn.Module):
                     for a in audios[start : start + batch_size]
                 ]
                 padded = torch.stack([pad_or_trim_mel(m, 2 * self.encoder.n_ctx) for m in mels])
-                embs = self.embed(padded)
+                embs = self.embed(padded, [m.shape[-1] for m in mels])
                 wanted = keep[start : start + batch_size]
                 states = list(embs.float().cpu().numpy()) if any(wanted) else [None] * len(mels)
                 states = [state if k else None for state, k in zip(states, wanted, strict=True)]
