@@ -119,6 +119,15 @@ def test_conversion_matches_ctranslate2(whisper_ckpt: Path, encoder: WhisperEnco
     assert diff.mean() < 1e-4 and diff.max() < 2e-2
 
 
+def _template_expected() -> bool:
+    """The template applies where the project's AVX2 pins are in force: MKL then runs its AVX2 kernels on
+    every such CPU, whose rows do not depend on the row count (measured). Elsewhere (the generic pins'
+    MKL_CBWR=COMPATIBLE: rows do depend on it, below 1024) the full computation must run instead."""
+    from dataengine import numerics
+
+    return numerics.mode() == numerics.PINNED and numerics.profile() == "avx2"
+
+
 def _padded_mels(clips: list[np.ndarray], value: float = -1.5) -> tuple[torch.Tensor, list[int]]:
     mels = [log_mel_spectrogram(c) for c in clips]
     return torch.stack([pad_or_trim_mel(m, value=value) for m in mels]), [m.shape[-1] for m in mels]
@@ -133,12 +142,14 @@ def test_the_padding_template_gives_the_encoders_own_bits(encoder: WhisperEncode
         x = encoder.stem(mel)
         qkv = template.layer0_qkv(x, n_frames)
         fast = encoder(mel, n_frames)
-    assert qkv is not None  # the template applies here (this CPU's GEMM rows do not depend on the row count)
+    assert torch.equal(fast, full)
+    if not _template_expected():
+        return
+    assert qkv is not None
     block = encoder.blocks[0]
     with torch.inference_mode():
         for own, ref in zip(qkv, block.attn.project(block.attn_ln(x)), strict=True):
             assert torch.equal(own, ref)
-    assert torch.equal(fast, full)
 
 
 def test_the_padding_template_in_a_batch_of_different_lengths(encoder: WhisperEncoder) -> None:
@@ -161,7 +172,7 @@ def test_the_padding_template_steps_aside_where_it_does_not_hold(encoder: Whispe
         assert template.layer0_qkv(encoder.stem(long_mel), [long_frames[0] // 2]) is None  # not padding
         assert template.layer0_qkv(encoder.stem(mel), n_frames + n_frames) is None  # one count per clip
     with torch.no_grad():  # autograd-free but not inference mode: applies; with gradients it does not
-        assert template.layer0_qkv(encoder.stem(mel), n_frames) is not None
+        assert (template.layer0_qkv(encoder.stem(mel), n_frames) is not None) == _template_expected()
     assert template.layer0_qkv(encoder.stem(mel), n_frames) is None
 
 
@@ -173,7 +184,7 @@ def test_the_padding_template_follows_the_weights(whisper_ckpt: Path) -> None:
     with torch.no_grad():
         encoder.blocks[0].attn.key.weight.mul_(1.5)  # edited in place: a stale template would keep old keys
     with torch.inference_mode():
-        assert encoder.padding.layer0_qkv(encoder.stem(mel), n_frames) is not None
+        assert (encoder.padding.layer0_qkv(encoder.stem(mel), n_frames) is not None) == _template_expected()
         assert torch.equal(encoder(mel, n_frames), encoder(mel))
 
 

@@ -192,9 +192,9 @@ class PaddingTemplate:
     that window, computed once. Exact because it is checked, not assumed: the stem's rows must equal the
     template's bit for bit (the convolutions run on the whole window as always), and LayerNorm and the
     linear layers must give each row the same bits whatever the number of rows, which is tested here
-    once per weights at :data:`ROW_COUNTS` (MKL's GEMM does from 7 rows on, with 1 or 2 threads, on
-    the AVX2 machine this was written on; where the check fails the full computation runs). Used on the
-    CPU in float32 without autocast or gradients only.
+    once per weights at :data:`ROW_COUNTS` (MKL's AVX2 GEMM does from 7 rows on, with 1 or 2 threads;
+    under ``MKL_CBWR=COMPATIBLE`` it does not, and where the check fails the full computation runs).
+    Used on the CPU in float32 without autocast or gradients only.
     """
 
     MIN_ROWS = 64
