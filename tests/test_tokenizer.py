@@ -176,16 +176,49 @@ def test_the_padding_template_steps_aside_where_it_does_not_hold(encoder: Whispe
     assert template.layer0_qkv(encoder.stem(mel), n_frames) is None
 
 
+@pytest.mark.parametrize("rows", [1, 64, 100, 700, 1499])
+def test_the_last_layer_for_the_first_rows_gives_their_bits(encoder: WhisperEncoder, rows: int) -> None:
+    mel, n_frames = _padded_mels([speechlike(s, seed=i) for i, s in enumerate([1.2, 3.4])])
+    with torch.inference_mode():
+        full = encoder(mel, n_frames)
+        short = encoder(mel, n_frames, rows=rows)
+    assert short.shape[1] >= rows and torch.equal(short, full[:, : short.shape[1]])
+    if _template_expected():  # the shortcut holds: whole blocks of 64 rows, fewer than the window's
+        assert short.shape[1] == min(1500, -(-rows // 64) * 64)
+
+
+def test_tokens_from_the_shortened_encoder_are_the_tokens(real_vq) -> None:
+    clips = [speechlike(s, seed=20 + i) for i, s in enumerate([0.03, 0.3, 1.1, 2.56, 9.0, 29.9, 31.0])]
+    shortened = real_vq.encode(clips, batch_size=1) + real_vq.encode(clips, batch_size=4)
+    mels = [log_mel_spectrogram(c) for c in clips]
+    with torch.inference_mode():
+        whole = []
+        for m in mels:
+            embs = real_vq.embed(pad_or_trim_mel(m)[None], [m.shape[-1]], whole=True)
+            assert embs.shape[1] == 1500
+            whole += [t.numpy() for t in real_vq.tokens(embs, [m.shape[-1]])]
+    assert [len(t) for t in whole] == [0, 7, 27, 64, 225, 747, 750]  # 25 per second, 30 s at most
+    for a, b in zip(shortened, whole + whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    (_, state), (_, none) = real_vq.encode_with_states(clips[2:4], keep_states=[True, False])
+    assert state is not None and state.shape == (1500, 384) and none is None  # a decoder gets every frame
+
+
 def test_the_padding_template_follows_the_weights(whisper_ckpt: Path) -> None:
     encoder = load_whisper_encoder(whisper_ckpt)
     mel, n_frames = _padded_mels([speechlike(2.0, seed=5)])
     with torch.inference_mode():
         encoder(mel, n_frames)
+        encoder(mel, n_frames, rows=64)
     with torch.no_grad():
         encoder.blocks[0].attn.key.weight.mul_(1.5)  # edited in place: a stale template would keep old keys
+        encoder.blocks[-1].mlp[0].weight.mul_(0.5)  # and a stale check of the last layer a stale verdict
     with torch.inference_mode():
         assert (encoder.padding.layer0_qkv(encoder.stem(mel), n_frames) is not None) == _template_expected()
-        assert torch.equal(encoder(mel, n_frames), encoder(mel))
+        full = encoder(mel)
+        assert torch.equal(encoder(mel, n_frames), full)
+        short = encoder(mel, n_frames, rows=64)
+        assert torch.equal(short, full[:, : short.shape[1]])
 
 
 def test_three_seconds_give_75_tokens(real_vq) -> None:

@@ -148,8 +148,9 @@ class WhisperVQ(nn.Module):
         """Encoder output (B, n_ctx, width) -> code ids (B, n_ctx // downsample), in float32."""
         with torch.autocast(self.device.type, enabled=False):
             embs = embs.float()
-            b, t, width = embs.shape
             d = self.downsample
+            embs = embs[:, : embs.shape[1] // d * d]  # a shortened output (embed's whole=False) ends anywhere
+            b, t, width = embs.shape
             if self.downsample_mean:
                 x = embs.reshape(b, t // d, d, width).mean(-2)
             else:
@@ -167,17 +168,25 @@ class WhisperVQ(nn.Module):
                 dist = -torch.cdist(flat, embed, p=2)
             return dist.argmax(dim=-1).reshape(b, t // d)
 
-    def embed(self, mels: Tensor, n_frames: list[int] | None = None) -> Tensor:
+    def embed(self, mels: Tensor, n_frames: list[int] | None = None, whole: bool = True) -> Tensor:
         """Padded mels (B, n_mels, 3000) -> encoder output, under autocast when the dtype is not float32.
-        ``n_frames`` (each clip's mel frames before padding) lets the encoder skip work on the padding
-        (bit-identical output: :class:`~dataengine.tokenizer.whisper_encoder.PaddingTemplate`)."""
+        ``n_frames`` (each clip's mel frames before padding) lets the encoder skip work on the padding;
+        with ``whole=False`` the output may end after the frames the clips' tokens come from. Either way
+        the frames it has are bit-identical (``dataengine.tokenizer.whisper_encoder``'s shortcuts)."""
         half = self.compute_dtype != torch.float32
+        rows = (
+            None if whole or n_frames is None or not self.mask_embs else max(map(self.token_frames, n_frames))
+        )
         with torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=half):
-            return self.encoder(mels.to(self.device), n_frames)
+            return self.encoder(mels.to(self.device), n_frames, rows)
+
+    def token_frames(self, n_frames: int) -> int:
+        """Encoder frames the tokens of a clip of ``n_frames`` mel frames are pooled from."""
+        return n_frames // 2 // self.downsample * self.downsample
 
     def forward(self, mels: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Padded mels (B, n_mels, 3000) and the unpadded frame counts -> one token tensor per clip."""
-        return self.tokens(self.embed(mels, n_frames), n_frames)
+        return self.tokens(self.embed(mels, n_frames, whole=False), n_frames)
 
     def tokens(self, embs: Tensor, n_frames: list[int]) -> list[Tensor]:
         """Encoder output (B, n_ctx, width) and the unpadded frame counts -> one token tensor per clip."""
@@ -211,8 +220,8 @@ class WhisperVQ(nn.Module):
                     for a in audios[start : start + batch_size]
                 ]
                 padded = torch.stack([pad_or_trim_mel(m, 2 * self.encoder.n_ctx) for m in mels])
-                embs = self.embed(padded, [m.shape[-1] for m in mels])
                 wanted = keep[start : start + batch_size]
+                embs = self.embed(padded, [m.shape[-1] for m in mels], whole=any(wanted))
                 states = list(embs.float().cpu().numpy()) if any(wanted) else [None] * len(mels)
                 states = [state if k else None for state, k in zip(states, wanted, strict=True)]
                 for tokens, state in zip(self.tokens(embs, [m.shape[-1] for m in mels]), states, strict=True):
