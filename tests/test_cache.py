@@ -115,6 +115,31 @@ def test_cache_commands(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "removed 1 entries" in result.output
 
 
+def test_gc_removes_whisper_conversions_no_version_reads_and_nothing_else(tmp_path: Path) -> None:
+    """A converted checkpoint named before the converter's digest was in its name (151 MB for tiny.en)
+    stayed in every user's cache: no build read it and ``cache gc`` did not know it."""
+    from dataengine.tokenizer.ct2_whisper import converter_digest
+
+    folder = tmp_path / "whisper"
+    folder.mkdir()
+    weights = "1a" * 32
+    current = folder / f"{weights}-c{converter_digest()}.pt"
+    old_name, other = folder / f"{weights}.pt", folder / f"{weights}-c{'0' * 12}.pt"
+    mine = [folder / "large-v3.pt", folder / f"{weights}.pt.bak", folder / "notes.txt"]  # not its names
+    for path in [current, old_name, other, *mine]:
+        path.write_bytes(b"x" * 1024)
+    (folder / "subdir.pt").mkdir()
+    result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "gc", "--older-than", "1d"])
+    assert result.exit_code == 0 and old_name.exists() and other.exists()  # recent: kept for 1 day
+    past = time.time() - 2 * 86400
+    for path in (old_name, other, current):
+        os.utime(path, (past, past))
+    result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "gc", "--older-than", "1d"])
+    assert result.exit_code == 0, result.output
+    assert not old_name.exists() and not other.exists() and old_name.name in result.output
+    assert current.exists() and all(path.exists() for path in mine) and (folder / "subdir.pt").is_dir()
+
+
 @pytest.mark.slow
 def test_kill_9_during_the_build_then_resume_gives_identical_bytes(
     tmp_path: Path, small_recipe: Recipe, small_build_dir: Path

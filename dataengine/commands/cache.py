@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import click
@@ -64,6 +65,33 @@ def cache_stats(cache) -> None:  # noqa: ANN001 - StageCache, imported lazily
 @click.option("--older-than", default="30d", show_default=True, help="Delete entries unused for this long.")
 @click.pass_obj
 def cache_gc(cache, older_than: str) -> None:  # noqa: ANN001 - StageCache, imported lazily
-    """Delete entries no build has used for a while."""
+    """Delete entries no build has used for a while, and Whisper checkpoints converted by other code."""
+    cutoff = time.time() - _seconds(older_than)
     removed, freed = cache.gc(_seconds(older_than))
     click.echo(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB")
+    for path in superseded_conversions(cache.root.parent / "whisper"):  # default_whisper_checkpoint's folder
+        stat = path.stat()
+        if stat.st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            size = stat.st_size / 2**20
+            click.echo(f"removed {path.name} ({size:.1f} MiB): a Whisper conversion this version never reads")
+
+
+_CONVERTED = re.compile(r"^[0-9a-f]{64}(-c[0-9a-f]{12})?\.pt$")
+"""The names ``default_whisper_checkpoint`` gives converted checkpoints (without ``-c…``: before the
+converter's digest was part of the name)."""
+
+
+def superseded_conversions(folder: Path) -> list[Path]:
+    """Converted Whisper checkpoints in ``folder`` this code never reads: named by another converter (an
+    older or newer dataengine, which converts again when its file is gone) or by none."""
+    if not folder.is_dir():
+        return []
+    from dataengine.tokenizer.ct2_whisper import converter_digest
+
+    current = f"-c{converter_digest()}.pt"
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and _CONVERTED.match(path.name) and not path.name.endswith(current)
+    )
