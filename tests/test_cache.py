@@ -129,6 +129,7 @@ def test_gc_removes_whisper_conversions_no_version_reads_and_nothing_else(tmp_pa
     for path in [current, old_name, other, *mine]:
         path.write_bytes(b"x" * 1024)
     (folder / "subdir.pt").mkdir()
+    (folder / f"{'2b' * 32}.pt").symlink_to(mine[2])  # a link of its name shape: not a file it wrote
     result = CliRunner().invoke(main, ["cache", "--cache-dir", str(tmp_path), "gc", "--older-than", "1d"])
     assert result.exit_code == 0 and old_name.exists() and other.exists()  # recent: kept for 1 day
     past = time.time() - 2 * 86400
@@ -138,6 +139,7 @@ def test_gc_removes_whisper_conversions_no_version_reads_and_nothing_else(tmp_pa
     assert result.exit_code == 0, result.output
     assert not old_name.exists() and not other.exists() and old_name.name in result.output
     assert current.exists() and all(path.exists() for path in mine) and (folder / "subdir.pt").is_dir()
+    assert (folder / f"{'2b' * 32}.pt").is_symlink()
 
 
 @pytest.mark.slow

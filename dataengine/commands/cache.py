@@ -70,11 +70,15 @@ def cache_gc(cache, older_than: str) -> None:  # noqa: ANN001 - StageCache, impo
     removed, freed = cache.gc(_seconds(older_than))
     click.echo(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB")
     for path in superseded_conversions(cache.root.parent / "whisper"):  # default_whisper_checkpoint's folder
-        stat = path.stat()
-        if stat.st_mtime < cutoff:
+        try:
+            stat = path.stat()
+            if stat.st_mtime >= cutoff:
+                continue
             path.unlink(missing_ok=True)
-            size = stat.st_size / 2**20
-            click.echo(f"removed {path.name} ({size:.1f} MiB): a Whisper conversion this version never reads")
+        except OSError as exc:
+            raise UserError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
+        size = stat.st_size / 2**20
+        click.echo(f"removed {path.name} ({size:.1f} MiB): a Whisper conversion this version never reads")
 
 
 _CONVERTED = re.compile(r"^[0-9a-f]{64}(-c[0-9a-f]{12})?\.pt$")
@@ -90,8 +94,8 @@ def superseded_conversions(folder: Path) -> list[Path]:
     from dataengine.tokenizer.ct2_whisper import converter_digest
 
     current = f"-c{converter_digest()}.pt"
-    return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and _CONVERTED.match(path.name) and not path.name.endswith(current)
-    )
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False))
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot list it ({exc.strerror or exc})") from None
+    return [folder / name for name in names if _CONVERTED.match(name) and not name.endswith(current)]
