@@ -468,6 +468,34 @@ def test_an_unreadable_transcript_file_is_one_line_naming_it(tmp_path: Path) -> 
         check_recordings(source)
 
 
+def test_a_corpus_wide_transcript_file_is_read_once_for_the_check_and_the_build(tmp_path: Path) -> None:
+    """The check read it whole into a table, then the build read it again (MLS English: ~50 s each); now
+    the build takes the check's table, unless the file changed since."""
+    from dataengine.sources import recordings
+
+    sf.write(tmp_path / "a.wav", np.zeros(SR, np.float32), SR)
+    path = tmp_path / "transcripts.txt"
+    path.write_text("".join(f"x{n:07d}\tsome words {n}\n" for n in range(3000)) + "a\thello there\n")
+    read: list[str] = []
+    original = recordings.transcript_lines
+
+    def counting(file: Path):  # noqa: ANN202 - the real reader, its lines counted
+        for pair in original(file):
+            read.append(pair[0])
+            yield pair
+
+    source = RecordingsSource(kind="recordings", path=tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(recordings, "transcript_lines", counting)
+        check_recordings(source)
+        assert [s.turns[0].text for s in iter_rows(source)] == ["hello there"]
+        assert len(read) == 3001  # once, not twice
+        check_recordings(source)
+        path.write_text("a\tgood morning\n")  # changed after the check: read again
+        assert [s.turns[0].text for s in iter_rows(source)] == ["good morning"]
+        assert [s.turns[0].text for s in iter_rows(source)] == ["good morning"]  # no check: read anew
+
+
 @pytest.mark.slow
 def test_kill_9_during_a_recordings_build_then_resume_gives_identical_bytes(
     tmp_path: Path, prompts: list

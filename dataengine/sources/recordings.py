@@ -129,18 +129,42 @@ def _folder_rows(config: RecordingsSource) -> Iterator[RecordingRow]:
     """Audio files under the folder; LibriSpeech ``*.trans.txt`` beside them give their text, a lab-level
     ``transcripts`` file (MLS ``transcripts.txt``, Asterisk's) too; a transcript line naming no file is
     a ``missing_file`` reject."""
-    transcripts = config.transcripts
-    if transcripts is None and (config.path / "transcripts.txt").is_file():
-        transcripts = config.path / "transcripts.txt"
-    # a corpus-wide file (MLS English: 10.8 M lines) is looked up from disk, not held in a dict
-    try:
-        shared = TextTable(transcript_lines(transcripts) if transcripts is not None else ())
-    except (OSError, EOFError, zlib.error) as exc:  # a truncated .gz ends in EOFError
-        raise SettingError("source.transcripts", f"{transcripts}: unreadable ({one_line(exc)})") from None
+    shared = _corpus_transcripts(config)
     try:
         yield from _folder_walk(config, shared)
     finally:
         shared.close()
+
+
+_checked: dict[tuple[str, int, int], TextTable] = {}
+"""The corpus-wide transcript table :func:`check_recordings` read, kept for the build that follows in the
+same process (at most one; MLS English: 10.8 M lines, ~50 s to read), keyed by the file's path, size and
+modification time."""
+
+
+def _corpus_transcripts(config: RecordingsSource, keep: bool = False) -> TextTable:
+    """The lab-level transcript file (``source.transcripts``, else the folder's ``transcripts.txt``) in a
+    table looked up from disk, not a dict (empty without one): the one the check read when the file is
+    unchanged since, else read now. ``keep``: also hold it for the next caller (the check does)."""
+    path = config.transcripts
+    if path is None and (config.path / "transcripts.txt").is_file():
+        path = config.path / "transcripts.txt"
+    if path is None:
+        return TextTable()
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        table = _checked.pop(key, None)
+        if table is None:
+            table = TextTable(transcript_lines(path))
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated .gz ends in EOFError
+        raise SettingError("source.transcripts", f"{path}: unreadable ({one_line(exc)})") from None
+    if keep:
+        for stale in _checked.values():
+            stale.close()
+        _checked.clear()
+        _checked[key] = table
+    return table
 
 
 def _folder_walk(config: RecordingsSource, shared: TextTable) -> Iterator[RecordingRow]:
@@ -336,7 +360,10 @@ def check_recordings(config: RecordingsSource) -> None:
     if layout in ("jsonl", "lhotse") and not config.path.is_file():
         raise SettingError("source.path", f"{config.path}: the {layout} layout needs a manifest file")
     try:
-        first = next(recording_rows(config), None)
+        if layout in ("folder", "librispeech"):  # the transcript table read here is the build's too
+            first = next(_folder_walk(config, _corpus_transcripts(config, keep=True)), None)
+        else:
+            first = next(recording_rows(config), None)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
         raise SettingError("source.path", f"{config.path}: {one_line(exc)}") from None
     if first is None:
