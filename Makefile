@@ -45,6 +45,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_vq.py
+	# the Whisper encoder's exact shortcuts (padding template, last layer for the tokens' frames), bits checked
+	$(BIN)/python benchmarks/bench_encoder_shortcuts.py
 	$(BIN)/python benchmarks/bench_scale.py
 	# the ordered part at 10k/100k/1M samples, precomputed audio (the engine, not the models; ~15 min at 1M here)
 	$(BIN)/python benchmarks/bench_scale.py --engine
