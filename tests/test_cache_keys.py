@@ -25,6 +25,7 @@ NOT_DECIDING = {
     "dataengine.errors": "words error messages",
     "dataengine.hubfile": "finds a model file in the Hub cache; the file is keyed by content (model_files)",
     "dataengine.fingerprint": "digests that name files and keys (a converted checkpoint); computes no output",
+    "dataengine.atomic": "writes a file by a temporary name and a rename; computes no output",
 }
 
 RECIPE = {

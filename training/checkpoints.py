@@ -12,13 +12,12 @@ folder's own copy of the state.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
+
+from dataengine.atomic import write_atomic
 
 MARKER = "CHECKPOINT_COMPLETE"
 """Written last into ``epoch_<step>/``: JSON ``{"step": n}``."""
@@ -26,24 +25,13 @@ RECIPE_STATE = "recipe_state.pt"
 _STEP_FOLDER = re.compile(r"^epoch_(\d+)$")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def mark_complete(output_dir: Path, step: int) -> Path:
     """After torchtune saved step ``step``: its recipe state copied into ``epoch_<step>/``, then the
     marker. Returns the step folder."""
     folder = output_dir / f"epoch_{step}"
     state = output_dir / "recipe_state" / RECIPE_STATE
-    _write_atomic(folder / RECIPE_STATE, lambda tmp: shutil.copyfile(state, tmp))
-    _write_atomic(folder / MARKER, lambda tmp: tmp.write_text(json.dumps({"step": step}) + "\n"))
+    write_atomic(folder / RECIPE_STATE, lambda tmp: shutil.copyfile(state, tmp))
+    write_atomic(folder / MARKER, lambda tmp: tmp.write_text(json.dumps({"step": step}) + "\n"))
     return folder
 
 

@@ -66,10 +66,18 @@ def cache_stats(cache) -> None:  # noqa: ANN001 - StageCache, imported lazily
 @click.pass_obj
 def cache_gc(cache, older_than: str) -> None:  # noqa: ANN001 - StageCache, imported lazily
     """Delete entries no build has used for a while, and Whisper checkpoints converted by other code."""
-    cutoff = time.time() - _seconds(older_than)
-    removed, freed = cache.gc(_seconds(older_than))
+    from dataengine.tokenizer.ct2_whisper import superseded_conversions
+
+    seconds = _seconds(older_than)
+    cutoff = time.time() - seconds
+    removed, freed = cache.gc(seconds)
     click.echo(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB")
-    for path in superseded_conversions(cache.root.parent / "whisper"):  # default_whisper_checkpoint's folder
+    folder = cache.root.parent / "whisper"  # where default_whisper_checkpoint keeps its conversions
+    try:
+        stale = superseded_conversions(folder)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot list it ({exc.strerror or exc})") from None
+    for path in stale:
         try:
             stat = path.stat()
             if stat.st_mtime >= cutoff:
@@ -79,23 +87,3 @@ def cache_gc(cache, older_than: str) -> None:  # noqa: ANN001 - StageCache, impo
             raise UserError(f"{path}: cannot remove it ({exc.strerror or exc})") from None
         size = stat.st_size / 2**20
         click.echo(f"removed {path.name} ({size:.1f} MiB): a Whisper conversion this version never reads")
-
-
-_CONVERTED = re.compile(r"^[0-9a-f]{64}(-c[0-9a-f]{12})?\.pt$")
-"""The names ``default_whisper_checkpoint`` gives converted checkpoints (without ``-c…``: before the
-converter's digest was part of the name)."""
-
-
-def superseded_conversions(folder: Path) -> list[Path]:
-    """Converted Whisper checkpoints in ``folder`` this code never reads: named by another converter (an
-    older or newer dataengine, which converts again when its file is gone) or by none."""
-    if not folder.is_dir():
-        return []
-    from dataengine.tokenizer.ct2_whisper import converter_digest
-
-    current = f"-c{converter_digest()}.pt"
-    try:
-        names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False))
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot list it ({exc.strerror or exc})") from None
-    return [folder / name for name in names if _CONVERTED.match(name) and not name.endswith(current)]

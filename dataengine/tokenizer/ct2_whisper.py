@@ -11,13 +11,13 @@ import hashlib
 import os
 import re
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from dataengine.atomic import write_atomic
 from dataengine.cache import cache_root
 from dataengine.fingerprint import file_digest
 from dataengine.tokenizer.errors import TokenizerError
@@ -182,23 +182,36 @@ def file_sha256(path: Path) -> str:
 
 
 def save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary name in the target folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """``torch.save`` to a temporary name in the target folder, then rename over ``path`` (mode 0644:
+    cached and packaged files are meant to be shared). Saved through a file object: given a path, torch
+    names the archive's root folder after it, and the random temporary name would be in the bytes."""
+
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as f:
             torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached and packaged files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, save, mode=0o644)
 
 
 def converter_digest() -> str:
     """A digest of this module's source, the code that turns ``model.bin`` into a checkpoint: part of the
     converted file's name, so a changed converter converts again instead of reusing an older copy."""
     return file_digest(Path(__file__))[:12]
+
+
+_CONVERTED = re.compile(r"^[0-9a-f]{64}(-c[0-9a-f]{12})?\.pt$")
+"""The names :func:`default_whisper_checkpoint` gives (without ``-c…``: before the converter's digest was
+part of the name)."""
+
+
+def superseded_conversions(folder: Path) -> list[Path]:
+    """Converted checkpoints in ``folder`` this code never reads: named by another converter (an older
+    or newer dataengine, which converts again when its file is gone) or by none. Files only, no links."""
+    if not folder.is_dir():
+        return []
+    current = f"-c{converter_digest()}.pt"
+    names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False))
+    return [folder / name for name in names if _CONVERTED.match(name) and not name.endswith(current)]
 
 
 def default_whisper_checkpoint(model_dir: str | Path | None = None) -> Path:
