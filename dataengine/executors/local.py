@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from dataengine.allocator import retain_freed_memory
 from dataengine.errors import one_line
 from dataengine.sample import Sample
 from dataengine.stage import Stage, StageError, StageStats
@@ -83,6 +84,7 @@ def _init_worker(stages: list[Stage], threads: int) -> None:
     # stopped on Ctrl-C leaks ("leaked semaphore objects" warnings). A worker draws no bars of its own.
     tqdm.set_lock(threading.RLock())
     limit_threads(threads)
+    retain_freed_memory()
     _worker_stages = stages
     try:
         for stage in _worker_stages:
@@ -142,6 +144,7 @@ class LocalExecutor:
         if self.workers == 1:
             if self.threads is not None:
                 limit_threads(self.threads)
+            retain_freed_memory()
             for stage in stages:
                 stage.start()
             for batch in batches:

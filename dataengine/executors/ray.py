@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dataengine import numerics
+from dataengine.allocator import retain_freed_memory
 from dataengine.errors import one_line
 from dataengine.executors.local import BatchResult, StageFailed, WorkerError, run_batch
 from dataengine.recipe import ExecutorConfig, RecipeError, SettingError
@@ -33,6 +34,7 @@ class _StageActor:
 
     def __init__(self, stage: Stage, threads: int) -> None:
         limit_threads(threads)
+        retain_freed_memory()
         self.stage = stage
         self.setup_error: StageError | None = None
         try:
