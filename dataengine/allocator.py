@@ -37,13 +37,19 @@ TRIM_THRESHOLD = 256 * 1024 * 1024
 _SETTINGS = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
-"""The environment's own malloc settings: where one is set, it wins and nothing is changed."""
+"""The environment's own malloc settings (of ``GLIBC_TUNABLES``, its ``glibc.malloc.*`` entries): where one
+is set, it wins and nothing is changed."""
+
+
+def _user_sets_malloc() -> bool:
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "glibc.malloc." in tunables or any(os.environ.get(name) for name in USER_SETTINGS[:2])
 
 
 def retain_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds for this process; False (and nothing changed) off glibc or
     where the environment sets malloc's behaviour itself."""
-    if any(os.environ.get(name) for name in USER_SETTINGS):
+    if _user_sets_malloc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on

@@ -61,3 +61,6 @@ def test_the_environments_own_malloc_settings_win():
         env = {**_clean_env(), **env}
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert done.stdout.strip() == "False", done.stderr
+    other = {**_clean_env(), "GLIBC_TUNABLES": "glibc.cpu.x86_shstk=permissive"}  # not malloc's: applied
+    done = subprocess.run([sys.executable, "-c", code], env=other, capture_output=True, text=True)
+    assert done.stdout.strip() == "True", done.stderr
