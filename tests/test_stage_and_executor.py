@@ -1,5 +1,8 @@
 import os
 import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +75,44 @@ def test_a_worker_killed_mid_batch_stops_the_build_with_a_clear_error() -> None:
     batches = [samples(12)[i : i + 2] for i in range(0, 12, 2)]
     with pytest.raises(WorkerError, match="worker process died"):
         list(LocalExecutor(2).map([DieOnSecond()], iter(batches)))
+
+
+class DieAndTell(TurnStage):
+    """Writes its worker's pid to ``marker``, then kills that worker, on the first sample it sees."""
+
+    name = "die"
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def process_turn(self, unit: Unit) -> None:
+        self.marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_a_worker_that_died_before_the_next_batch_is_handed_over_is_a_clear_error(tmp_path: Path) -> None:
+    """The pool can break between two submits: ``submit`` raised BrokenProcessPool straight to the user
+    (seen once in CI under load) instead of the one-line worker error."""
+    marker = tmp_path / "pid"
+
+    def batches() -> Iterator[list[Sample]]:
+        yield samples(1)
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text() and _exited(int(marker.read_text()))):
+            assert time.monotonic() < deadline, "the worker never ran its batch"
+            time.sleep(0.05)
+        time.sleep(1.0)  # the pool's manager thread marks the pool broken once it sees the exit
+        yield from (samples(2) for _ in range(4))
+
+    with pytest.raises(WorkerError, match="worker process died"):
+        list(LocalExecutor(2).map([DieAndTell(marker)], batches()))
 
 
 def test_a_dead_ray_actor_is_a_worker_error_however_ray_wraps_it() -> None:

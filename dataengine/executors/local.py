@@ -160,7 +160,7 @@ class LocalExecutor:
         # on submit): OpenMP and BLAS read these when they load, before any initializer could set them
         try:
             for batch in batches:  # at most 2 batches per worker in flight: memory stays bounded
-                pending.append(pool.submit(_run_in_worker, batch))
+                pending.append(_submit(pool, batch))
                 if len(pending) >= 2 * self.workers:
                     yield _result(pending.popleft())
             while pending:
@@ -178,11 +178,23 @@ class LocalExecutor:
                     os.environ[name] = value
 
 
+def _submit(pool: ProcessPoolExecutor, batch: list[Sample]) -> Future[BatchResult]:
+    """A worker that died before this batch was handed over breaks the pool here, not in a result."""
+    try:
+        return pool.submit(_run_in_worker, batch)
+    except BrokenProcessPool:
+        raise _worker_died() from None
+
+
 def _result(future: Future[BatchResult]) -> BatchResult:
     try:
         return future.result()
     except BrokenProcessPool:
-        raise WorkerError(
-            "a worker process died (killed, out of memory, or its stage setup failed: see the log above); "
-            "finished samples are cached, so running the same command again resumes"
-        ) from None
+        raise _worker_died() from None
+
+
+def _worker_died() -> WorkerError:
+    return WorkerError(
+        "a worker process died (killed, out of memory, or its stage setup failed: see the log above); "
+        "finished samples are cached, so running the same command again resumes"
+    )
