@@ -694,7 +694,8 @@ class ExecutorConfig(_Section):
     """Resources on Ray: overrides by stage name (``tts``, ``audio_filters``, ``asr``, ``tokenizer``, …).
 
     Stages that hold a model run as actor pools (the model loads once per actor); stateless ones as tasks.
-    Reserve no more than the cluster has: actors that cannot be placed wait forever.
+    Reserve no more than the cluster has: a reservation over the cluster's totals is an error before any
+    work, and actors no node can take within ``placement_timeout_s`` stop the build with one line.
     """
 
     stages: dict[str, StageResources] = Field(default_factory=dict)
@@ -705,6 +706,11 @@ class ExecutorConfig(_Section):
     max_error_rate: float = Field(0.05, ge=0, le=1)
     """The build stops (one line, exit code 1) when more than this share of the spoken turns a stage
     worked on raised an exception in it (``error`` rejects): a broken stage, not bad data."""
+    placement_timeout_s: float = Field(600.0, gt=0, exclude_if=lambda v: v == 600.0)
+    """Ray only: seconds to wait for every model stage's actors to get a node (before their models load)
+    before the build stops with one line (exit 2). Ray itself would wait forever for resources no alive
+    node has free (a node that died, two custom resources no one node holds). Raise it where an autoscaler
+    adds nodes on demand. Left out of the written recipe at its default."""
     error_rate_after: int = Field(50, ge=1)
     """Turns a stage must have seen before the bound stops a build early; a build that gives a stage
     fewer is judged at its end on all it saw."""

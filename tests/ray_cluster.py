@@ -165,6 +165,21 @@ class TwoNodeCluster:
         self.worker = RayNode(args, self.dir / "worker.log")
         self.wait_for_nodes(2)
 
+    def restart_worker(self) -> None:
+        """Start a new worker node once the GCS has marked the old one dead. Until then (seen: ~15 s after
+        its raylet was killed) the GCS counts it alive, so waiting for two nodes returned at once, before
+        the new node had joined, and a build started then could have its actors sent to the dead node."""
+        old = {node for node, kind in self.nodes().items() if kind == "worker_node"}
+        deadline = time.time() + START_TIMEOUT_S
+        while time.time() < deadline:
+            alive = self.nodes()
+            if alive and not old.intersection(alive):  # {}: the GCS did not answer this time
+                break
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"the GCS still counts the worker node(s) {sorted(old)} alive")
+        self.start_worker()
+
     def nodes(self) -> dict[str, str]:
         """Alive node id -> its custom resource (``head_node`` / ``worker_node``), read from the GCS by a
         short-lived driver process (the test process itself never joins the cluster)."""
@@ -172,8 +187,9 @@ class TwoNodeCluster:
             "import json, ray\n"
             f"ray.init(address={self.address!r}, logging_level='ERROR', include_dashboard=False)\n"
             "alive = [n for n in ray.nodes() if n['Alive']]\n"
-            "print(json.dumps({n['NodeID']: next((r for r in n['Resources'] if r.endswith('_node')), '')"
-            " for n in alive}))\n"
+            "kind = lambda n: next((r for r in n['Resources'] if r.endswith('_node')), '')\n"
+            "kinds = {n['NodeID']: kind(n) for n in alive}\n"
+            "print('NODES', json.dumps(kinds))\n"
         )
         try:
             out = subprocess.run(
@@ -181,9 +197,11 @@ class TwoNodeCluster:
             )
         except subprocess.TimeoutExpired:
             return {}
-        if out.returncode != 0 or not out.stdout.strip():
+        # Ray may print to stdout too (seen: "(raylet) The node ... has been marked dead ...")
+        found = [line for line in out.stdout.splitlines() if line.startswith("NODES ")]
+        if out.returncode != 0 or not found:
             return {}
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return json.loads(found[-1].removeprefix("NODES "))
 
     def wait_for_nodes(self, count: int) -> None:
         deadline = time.time() + START_TIMEOUT_S

@@ -28,6 +28,7 @@ RECIPE = {
     "shards": {"max_samples": 3},
     "executor": {  # the local executor ignores the stage resources: one recipe file for both builds
         "batch_size": 1,
+        "placement_timeout_s": 120,  # a stage that cannot be placed: one line, not the test's timeout
         "stages": {
             "tts": {"actors": 1, "resources": {"head_node": 0.5}},
             "audio_filters": {"actors": 1, "resources": {"worker_node": 0.25}},
@@ -98,6 +99,31 @@ def test_a_two_node_build_equals_the_local_bytes_with_stages_on_both_nodes(
     }
 
 
+def test_a_stage_no_node_can_hold_stops_the_build_in_one_line_instead_of_hanging(
+    cluster: TwoNodeCluster, tmp_path: Path
+) -> None:
+    """Each resource is there in the cluster's totals, but no one node holds both: Ray would wait forever
+    (the build hung without a word); the placement timeout makes it one line, exit 2. Runs before the
+    node-kill test, which leaves the cluster with a new worker node."""
+    recipe = {**RECIPE, "name": "unplaceable"}
+    recipe["executor"] = {
+        **RECIPE["executor"],
+        "placement_timeout_s": 10,
+        "stages": {"tokenizer": {"actors": 1, "resources": {"head_node": 0.5, "worker_node": 0.5}}},
+    }
+    recipe_file = tmp_path / "unplaceable.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "out"
+    args = command(recipe_file, out, *on_ray(cluster, tmp_path / "cache"))
+    result = subprocess.run(args, capture_output=True, text=True, timeout=180, env=ENV)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert last.startswith("Error: the Ray cluster found no node within 10 s for "), last
+    assert "1 actor(s) of stage tokenizer (each asks num_cpus=" in last, last
+    assert "head_node=0.5, worker_node=0.5)" in last and "executor.placement_timeout_s" in last, last
+    assert not (out / "build.json").exists()
+
+
 def test_a_node_killed_mid_build_fails_in_one_line_and_the_rerun_resumes_from_the_cache(
     cluster: TwoNodeCluster, recipe_file: Path, local_build: Path, tmp_path: Path
 ) -> None:
@@ -121,7 +147,7 @@ def test_a_node_killed_mid_build_fails_in_one_line_and_the_rerun_resumes_from_th
     assert "finished samples are cached" in lines[-1]
     assert tokens_before_kill < 6 and not (out / "build.json").exists()
 
-    cluster.start_worker()  # the node comes back (on a cluster: the autoscaler or the operator)
+    cluster.restart_worker()  # the node comes back (on a cluster: the autoscaler or the operator)
     cached_tts = cache.count("tts")
     rerun = run(args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

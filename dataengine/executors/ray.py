@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from traceback import format_exc
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,21 +32,30 @@ log = logging.getLogger(__name__)
 
 
 class _StageActor:
-    """The body of one Ray actor: one stage, set up once."""
+    """The body of one Ray actor: one stage, set up once. Created without its stage, so it answers
+    :meth:`node` as soon as its process runs on a node; :meth:`start` (called next) then unpickles the
+    stage, which imports its libraries, and loads its model."""
 
-    def __init__(self, stage: Stage, threads: int) -> None:
+    def __init__(self, threads: int) -> None:
         limit_threads(threads)
         retain_freed_memory()
+        self.stage: Stage | None = None
+        self.setup_error: StageError | StageFailed | None = None
+
+    def start(self, stage: Stage) -> None:
         self.stage = stage
-        self.setup_error: StageError | None = None
         try:
-            self.stage.start()
+            stage.start()
         except StageError as exc:  # kept for the first batch: a dead actor would lose the reason
             self.setup_error = exc
+        except Exception as exc:  # noqa: BLE001 - the same: the reason reaches the user as one line
+            what = f"{type(exc).__name__}: {one_line(exc)[:200]}"
+            self.setup_error = StageFailed(f"stage {stage.name} failed to start: {what}", format_exc())
 
     def run(self, batch: list[Sample]) -> tuple[list[Sample], StageStats]:
         if self.setup_error is not None:
             raise self.setup_error
+        assert self.stage is not None, "start() runs first: one caller's actor calls run in order"
         batch, stats = run_batch([self.stage], batch)
         return batch, stats[0]
 
@@ -135,6 +146,33 @@ def _one_line(exc: Exception) -> Exception:
     )
 
 
+PLACEMENT_LOG_EVERY_S = 30.0
+"""While actors wait for a node, the log says so this often."""
+
+
+def _describe_asks(asks: dict[str, Any]) -> str:
+    """What one actor of a stage asks the cluster for, e.g. ``num_cpus=1, worker_node=0.5``."""
+    parts = [f"num_cpus={asks['num_cpus']:g}"]
+    if asks["num_gpus"]:
+        parts.append(f"num_gpus={asks['num_gpus']:g}")
+    return ", ".join(parts + [f"{name}={amount:g}" for name, amount in (asks["resources"] or {}).items()])
+
+
+def _pending_summary(pending: dict[Any, str], asks: dict[str, str]) -> str:
+    counts: dict[str, int] = {}
+    for name in pending.values():
+        counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{n} actor(s) of stage {name} (each asks {asks[name]})" for name, n in counts.items())
+
+
+def _not_placed(pending: dict[Any, str], asks: dict[str, str], timeout: float) -> str:
+    return (
+        f"the Ray cluster found no node within {timeout:g} s for {_pending_summary(pending, asks)}: no alive "
+        "node has all of that free; add such a node, change executor.stages, or raise "
+        "executor.placement_timeout_s where nodes are still starting"
+    )
+
+
 class RayExecutor:
     """``ray.init()`` locally (or join ``address``), then per-stage actor pools / tasks. After a build,
     :attr:`placement` maps each actor stage to the node ids of its actors."""
@@ -151,6 +189,7 @@ class RayExecutor:
         self.resources = resources or ExecutorConfig()
         self.placement: dict[str, list[str]] = {}
         self._nodes: dict[str, list[Any]] = {}
+        self._asks: dict[str, str] = {}
 
     def _init(self) -> bool:
         """Start (or join) Ray; True when this call started it."""
@@ -186,9 +225,13 @@ class RayExecutor:
         if _holds_state(stage):
             actor_class = ray.remote(**asks)(_StageActor)
             threads = max(1, int(cpus))
-            pool = [actor_class.remote(stage, threads) for _ in range(res.actors or self.workers)]
+            pool = [actor_class.remote(threads) for _ in range(res.actors or self.workers)]
             actors.extend(pool)
             self._nodes[stage.name] = [actor.node.remote() for actor in pool]
+            self._asks[stage.name] = _describe_asks(asks)
+            stage_ref = ray.put(stage)
+            for actor in pool:  # after node(): a model that takes minutes to load is not "not placed"
+                actor.start.remote(stage_ref)
             return lambda n, batch: pool[n % len(pool)].run.options(num_returns=2).remote(batch)
         task = ray.remote(**asks, num_returns=2)(_run_stage)
         stage_ref = ray.put(stage)
@@ -222,6 +265,27 @@ class RayExecutor:
                 )
         return max(0.01, (float(cluster.get("CPU", 1.0)) - total["CPU"]) / max(1, default_slots))
 
+    def _await_placement(self, ray: Any) -> None:
+        """Wait until every actor has a node; raise ClusterError after ``placement_timeout_s``. Ray would
+        wait forever for resources no alive node has free, and the build would hang without a word."""
+        timeout = self.resources.placement_timeout_s
+        pending = {ref: name for name, refs in self._nodes.items() for ref in refs}
+        started = time.monotonic()
+        while pending:
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise ClusterError(_not_placed(pending, self._asks, timeout))
+            ready, _ = ray.wait(
+                list(pending), num_returns=len(pending), timeout=min(timeout - waited, PLACEMENT_LOG_EVERY_S)
+            )
+            for ref in ready:
+                del pending[ref]
+            if pending and time.monotonic() - started + 1 < timeout:  # not just before the error
+                log.warning(
+                    "ray: waiting for a node for %s (%.0f s of executor.placement_timeout_s %g)",
+                    _pending_summary(pending, self._asks), time.monotonic() - started, timeout,
+                )
+
     def _report_placement(self, ray: Any) -> None:
         """Log (and keep in :attr:`placement`) the nodes each actor stage ran on."""
         self.placement = {name: ray.get(refs) for name, refs in self._nodes.items()}
@@ -245,6 +309,7 @@ class RayExecutor:
         try:
             share = self._cpu_share(ray, stages)
             callers = [self._stage_caller(ray, stage, actors, share) for stage in stages]
+            self._await_placement(ray)
             for n, batch in enumerate(batches):
                 if len(in_flight) >= 2 * self.workers:
                     yield collect(in_flight.popleft())
