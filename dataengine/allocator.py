@@ -36,14 +36,15 @@ TRIM_THRESHOLD = 256 * 1024 * 1024
 
 _SETTINGS = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
-USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+USER_SETTINGS = (*MALLOC_VARIABLES, "GLIBC_TUNABLES")
 """The environment's own malloc settings (of ``GLIBC_TUNABLES``, its ``glibc.malloc.*`` entries): where one
 is set, it wins and nothing is changed."""
 
 
 def _user_sets_malloc() -> bool:
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    return "glibc.malloc." in tunables or any(os.environ.get(name) for name in USER_SETTINGS[:2])
+    return "glibc.malloc." in tunables or any(os.environ.get(name) for name in MALLOC_VARIABLES)
 
 
 def retain_freed_memory() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from traceback import format_exc
 from typing import Any
@@ -159,9 +159,7 @@ def _describe_asks(asks: dict[str, Any]) -> str:
 
 
 def _pending_summary(pending: dict[Any, str], asks: dict[str, str]) -> str:
-    counts: dict[str, int] = {}
-    for name in pending.values():
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(pending.values())
     return "; ".join(f"{n} actor(s) of stage {name} (each asks {asks[name]})" for name, n in counts.items())
 
 
@@ -222,6 +220,7 @@ class RayExecutor:
         res = self.resources.for_stage(stage.name)
         cpus = res.num_cpus or share
         asks = {"num_cpus": cpus, "num_gpus": res.num_gpus, "resources": dict(res.resources) or None}
+        stage_ref = ray.put(stage)
         if _holds_state(stage):
             actor_class = ray.remote(**asks)(_StageActor)
             threads = max(1, int(cpus))
@@ -229,12 +228,10 @@ class RayExecutor:
             actors.extend(pool)
             self._nodes[stage.name] = [actor.node.remote() for actor in pool]
             self._asks[stage.name] = _describe_asks(asks)
-            stage_ref = ray.put(stage)
             for actor in pool:  # after node(): a model that takes minutes to load is not "not placed"
                 actor.start.remote(stage_ref)
             return lambda n, batch: pool[n % len(pool)].run.options(num_returns=2).remote(batch)
         task = ray.remote(**asks, num_returns=2)(_run_stage)
-        stage_ref = ray.put(stage)
         return lambda n, batch: task.remote(stage_ref, batch)
 
     def _cpu_share(self, ray: Any, stages: list[Stage]) -> float:
@@ -270,20 +267,20 @@ class RayExecutor:
         wait forever for resources no alive node has free, and the build would hang without a word."""
         timeout = self.resources.placement_timeout_s
         pending = {ref: name for name, refs in self._nodes.items() for ref in refs}
-        started = time.monotonic()
+        deadline = time.monotonic() + timeout
         while pending:
-            waited = time.monotonic() - started
-            if waited >= timeout:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise ClusterError(_not_placed(pending, self._asks, timeout))
-            ready, _ = ray.wait(
-                list(pending), num_returns=len(pending), timeout=min(timeout - waited, PLACEMENT_LOG_EVERY_S)
-            )
+            waiting = list(pending)
+            ready, _ = ray.wait(waiting, num_returns=len(waiting), timeout=min(left, PLACEMENT_LOG_EVERY_S))
             for ref in ready:
                 del pending[ref]
-            if pending and time.monotonic() - started + 1 < timeout:  # not just before the error
+            left = deadline - time.monotonic()
+            if pending and left > 1:  # not just before the error
                 log.warning(
                     "ray: waiting for a node for %s (%.0f s of executor.placement_timeout_s %g)",
-                    _pending_summary(pending, self._asks), time.monotonic() - started, timeout,
+                    _pending_summary(pending, self._asks), timeout - left, timeout,
                 )
 
     def _report_placement(self, ray: Any) -> None:
