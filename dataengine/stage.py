@@ -123,6 +123,7 @@ class Stage(ABC):
         """Cheap checks of the settings before any work starts (files, voices, devices; no model loads):
         raise ValueError, ImportError or OSError with a one-line message. The build runs every stage's
         check before it touches a sample or the output folder."""
+
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> Stage | None:
         """The stage configured from its recipe section; None when the recipe switches it off."""
@@ -234,9 +235,7 @@ class Stage(ABC):
         stats.seen += len(units)
         stats.dropped += sum(1 for s in live.values() if not s.kept)
         stats.errors += sum(
-            1
-            for s in live.values()
-            if s.reject and (s.reject.stage, s.reject.reason) == (self.name, "error")
+            1 for s in live.values() if s.reject and (s.reject.stage, s.reject.reason) == (self.name, "error")
         )
         stats.first_error = stats.first_error or _first_errors.pop(self.name, None)
         stats.audio_seconds += sum(u.turn.duration_s for u in units)

@@ -11,13 +11,13 @@ from sample_fixtures import spoken_pair
 
 from dataengine.audio.asr import (
     ASRStage,
-    LazyFeatures,
     WhisperASR,
     check_asr,
     error_rates,
     model_dir,
     normalize_text,
 )
+from dataengine.audio.asr_decoder import LazyFeatures
 from dataengine.pipeline import build_stages
 from dataengine.recipe import ASRConfig, Recipe
 from dataengine.stage import StageStats

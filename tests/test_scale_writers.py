@@ -209,7 +209,10 @@ def test_the_engine_benchmark_runs_the_ordered_part(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
     done = subprocess.run(
         [sys.executable, str(script), "--engine-child", "200", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["samples"] == 200 and 0 < result["kept"] <= 200 and result["peak_rss_mb"] > 0

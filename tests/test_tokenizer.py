@@ -176,6 +176,48 @@ def test_the_padding_template_steps_aside_where_it_does_not_hold(encoder: Whispe
     assert template.layer0_qkv(encoder.stem(mel), n_frames) is None
 
 
+def test_the_short_stem_gives_the_whole_stems_bits(encoder: WhisperEncoder) -> None:
+    """The convolutions over the start of each window (the rest from the padding template) give every
+    frame the bits of the whole stem, in a batch of clips that need different widths."""
+    seconds = [0.03, 0.5, 1.37, 4.0, 9.0, 20.0]
+    mel, n_frames = _padded_mels([speechlike(s, seed=30 + i) for i, s in enumerate(seconds)])
+    stem = encoder.short_stem
+    with torch.inference_mode():
+        short = stem.stem(mel, n_frames)
+        assert (short is not None) == _template_expected()
+        if short is not None:
+            assert torch.equal(short, encoder.stem(mel))
+            assert stem.value(mel) == stem.WIDTHS  # every width holds under the AVX2 pins
+        assert torch.equal(encoder(mel, n_frames), encoder(mel))
+
+
+def test_the_short_stem_steps_aside_where_it_does_not_hold(encoder: WhisperEncoder) -> None:
+    stem = encoder.short_stem
+    mel, n_frames = _padded_mels([speechlike(1.0, seed=3), speechlike(2.0, seed=4)])
+    other_pad, _ = _padded_mels([speechlike(1.0, seed=3), speechlike(2.0, seed=4)], value=-1.0)
+    long_mel, long_frames = _padded_mels([speechlike(1.0, seed=3), speechlike(29.9, seed=5)])
+    with torch.inference_mode():
+        assert stem.stem(other_pad, n_frames) is None  # not WhisperVQ's padding after the clips
+        assert stem.stem(mel, [n_frames[0], n_frames[1] // 2]) is None  # the clip goes on past its count
+        assert stem.stem(mel, n_frames[:1]) is None  # one count per clip
+        assert stem.stem(long_mel, long_frames) is None  # needs more than the widest short window
+        assert torch.equal(encoder(other_pad, n_frames), encoder(other_pad))
+        assert torch.equal(encoder(long_mel, long_frames), encoder(long_mel))
+    assert stem.stem(mel, n_frames) is None  # with gradients: the full stem
+
+
+def test_the_short_stem_follows_the_weights(whisper_ckpt: Path) -> None:
+    encoder = load_whisper_encoder(whisper_ckpt)
+    mel, n_frames = _padded_mels([speechlike(2.0, seed=6)])
+    with torch.inference_mode():
+        encoder(mel, n_frames)
+    with torch.no_grad():
+        encoder.conv1.weight.mul_(1.25)  # edited in place: stale checks and a stale template would miss it
+    with torch.inference_mode():
+        assert (encoder.short_stem.stem(mel, n_frames) is not None) == _template_expected()
+        assert torch.equal(encoder(mel, n_frames), encoder(mel))
+
+
 @pytest.mark.parametrize("rows", [1, 64, 100, 700, 1499])
 def test_the_last_layer_for_the_first_rows_gives_their_bits(encoder: WhisperEncoder, rows: int) -> None:
     mel, n_frames = _padded_mels([speechlike(s, seed=i) for i, s in enumerate([1.2, 3.4])])

@@ -82,9 +82,7 @@ def test_length_scale_slows_speech_and_stage_pickles() -> None:
     ids = [f"id{i}" for i in range(20)]
     id_fast = next(i for i in ids if choose_voice([fast, slow], 7, i) is fast)
     id_slow = next(i for i in ids if choose_voice([fast, slow], 7, i) is slow)
-    samples = [
-        spoken_pair(i, n, "Good morning to you all.") for n, i in enumerate([id_fast, id_slow])
-    ]
+    samples = [spoken_pair(i, n, "Good morning to you all.") for n, i in enumerate([id_fast, id_slow])]
     clone(samples, StageStats("tts"))
     assert [s.turns[0].voice for s in samples] == [fast.name, slow.name]
     assert len(samples[1].turns[0].audio) > 1.3 * len(samples[0].turns[0].audio)

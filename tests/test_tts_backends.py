@@ -82,9 +82,7 @@ def test_voice_pool_mixes_piper_and_espeak() -> None:
     mix = Counter(choose_voice(voices, 5, i).name for i in ids)
     assert set(mix) == {"piper:joe-us@1", "espeak:en-us@0.9"} and min(mix.values()) > 70
     one_each = [next(i for i in ids if choose_voice(voices, 5, i) is v) for v in voices]
-    samples = [
-        spoken_pair(i, n, "Good morning to you.") for n, i in enumerate(one_each)
-    ]
+    samples = [spoken_pair(i, n, "Good morning to you.") for n, i in enumerate(one_each)]
     stage(samples, StageStats("tts"))
     assert [s.turns[0].voice for s in samples] == [v.name for v in voices]
     assert all(s.kept and s.turns[0].audio.dtype == np.float32 and s.duration_s > 0.5 for s in samples)

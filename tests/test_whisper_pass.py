@@ -6,6 +6,7 @@ tokenizer's encoder) and the embedded codebook. Every comparison is between two 
 
 from __future__ import annotations
 
+import copy
 import pickle
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 from audio_fixtures import SPEECH_TEXT, speech
 
-from dataengine.audio.asr import ASRStage, ASRVerdict, LazyFeatures, WhisperASR, model_dir
+from dataengine.audio.asr import ASRStage, ASRVerdict, WhisperASR, model_dir
+from dataengine.audio.asr_decoder import LazyFeatures
 from dataengine.cache import StageCache
 from dataengine.pipeline import build
 from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
@@ -56,6 +58,62 @@ def test_decoding_an_encoder_output_is_faster_whispers_transcribe(asr: WhisperAS
     beam._model = asr._model  # the same loaded weights, another decoding
     short = clip[: len(clip) // 3]
     assert beam.transcribe_encoded(short, _ct2_window_state(asr, short)) == beam.transcribe(short)
+
+
+def _beam_asr(asr: WhisperASR) -> WhisperASR:
+    beam = WhisperASR("tiny.en", cpu_threads=1, beam_size=5)
+    beam._model = asr._model  # the same loaded weights, the shared pass's decoding
+    return beam
+
+
+def _clips_and_states(asr: WhisperASR) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    clip = speech()
+    long = np.concatenate([clip] * int(np.ceil(31 * 16_000 / len(clip))))[: 33 * 16_000]
+    quiet = (0.002 * np.random.default_rng(0).standard_normal(16_000)).astype(np.float32)
+    clips = [clip, clip[: len(clip) // 3], long, quiet, clip[::-1].copy()]
+    return clips, [_ct2_window_state(asr, c) for c in clips]
+
+
+def test_decoding_clips_in_batches_gives_their_transcripts_one_by_one(asr: WhisperASR) -> None:
+    """The first windows of a batch decode in one CTranslate2 call (one over 30 s, whose second window
+    faster-whisper decodes itself, and a near-silent one among them): the transcripts are those of
+    decoding each clip alone, and the batch was checked against that once."""
+    clips, states = _clips_and_states(asr)
+    beam = _beam_asr(asr)
+    alone = [beam.transcribe_encoded(c, s) for c, s in zip(clips, states, strict=True)]
+    assert alone[0] and alone[2]
+    batched = _beam_asr(asr)
+    assert batched.transcribe_encoded_many(clips, states) == alone
+    decoder = batched.encoded_decoder()
+    assert decoder.checked and decoder.batch == 2 and decoder.batched_clips == 4  # the fifth: alone
+    assert batched.transcribe_encoded_many(clips[::-1], states[::-1]) == alone[::-1]
+
+
+class _BatchDependent:
+    """A CTranslate2 Whisper whose batches come back in the wrong order: a decoder that batches
+    unlike it decodes one clip (what the check guards against)."""
+
+    def __init__(self, model: object) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._model, name)
+
+    def generate(self, features, prompts, **kwargs):  # type: ignore[no-untyped-def]
+        results = self._model.generate(features, prompts, **kwargs)
+        return results[::-1] if len(prompts) > 1 else results
+
+
+def test_a_decoder_that_batches_differently_decodes_one_clip_at_a_time(asr: WhisperASR) -> None:
+    clips, states = _clips_and_states(asr)
+    clips, states = [clips[0], clips[4], clips[1]], [states[0], states[4], states[1]]
+    alone = [_beam_asr(asr).transcribe_encoded(c, s) for c, s in zip(clips, states, strict=True)]
+    beam = _beam_asr(asr)
+    decoder = beam.encoded_decoder()
+    decoder.whisper = copy.copy(decoder.whisper)
+    decoder.whisper.model = _BatchDependent(asr._model.model)
+    assert beam.transcribe_encoded_many(clips, states) == alone
+    assert decoder.checked and decoder.batch == 1 and decoder.batched_clips == 0
 
 
 def test_lazy_features_have_faster_whispers_shape_and_values(asr: WhisperASR) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataengine.audio.asr_decoder import EncodedDecoder
 from dataengine.recipe import ASRConfig, Recipe, SettingError
 from dataengine.sample import AUDIO_SAMPLE_RATE, Turn, Unit
 from dataengine.stage import FilterStage, Stage
@@ -137,10 +138,10 @@ class WhisperASR:
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
         self._model = None
-        self._decoding: tuple[object, object] | None = None
+        self._decoder: EncodedDecoder | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {**self.__dict__, "_model": None, "_decoding": None}
+        return {**self.__dict__, "_model": None, "_decoder": None}
 
     def load(self) -> None:
         if self._model is None:
@@ -170,50 +171,27 @@ class WhisperASR:
         as :meth:`transcribe`, which ``tests/test_whisper_pass.py`` checks token for token. Windows after
         the first (audio over 30 s) are encoded by CTranslate2 as usual.
         """
-        import dataclasses
+        return self.transcribe_encoded_many([audio], [encoder_output])[0]
 
-        import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
+    def transcribe_encoded_many(
+        self, audios: list[np.ndarray], encoder_outputs: list[np.ndarray]
+    ) -> list[str]:
+        """:meth:`transcribe_encoded` for several clips, their first windows decoded in batches
+        (:mod:`dataengine.audio.asr_decoder`: the same transcripts as one by one)."""
+        return self.encoded_decoder().transcripts(audios, encoder_outputs)
 
+    def encoded_decoder(self) -> EncodedDecoder:
+        """The decoder of :meth:`transcribe_encoded_many` (loads the model; one per instance)."""
         self.load()
-        model = self._model
-        if self._decoding is None:
+        if self._decoder is None:
+            from faster_whisper.tokenizer import Tokenizer
+
+            model = self._model
             tokenizer = Tokenizer(
                 model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
             )
-            self._decoding = (tokenizer, _options(tokenizer, self.beam_size))
-        tokenizer, options = self._decoding
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        state = np.require(encoder_output[None], np.float32, ["C_CONTIGUOUS", "WRITEABLE"])  # as CT2 takes it
-        segments = model.generate_segments(
-            LazyFeatures(model.feature_extractor, audio),
-            tokenizer,
-            dataclasses.replace(options),  # generate_segments rewrites some fields of its copy
-            False,
-            ctranslate2.StorageView.from_array(state),
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
-
-
-class LazyFeatures:
-    """faster-whisper's log-mel of ``audio``, computed only when read. ``generate_segments`` reads just its
-    shape (the clip's length) while the encoder output it was given covers the clip; only a window after
-    the first (audio over 30 s) reads the features themselves."""
-
-    def __init__(self, extractor: object, audio: np.ndarray) -> None:
-        self._extractor = extractor
-        self._audio = audio
-        self._features: np.ndarray | None = None
-        # FeatureExtractor pads one hop, frames the STFT centred and drops the last frame
-        self.shape = (extractor.mel_filters.shape[0], len(audio) // extractor.hop_length + 1)
-
-    def __getitem__(self, key: object) -> np.ndarray:
-        if self._features is None:
-            with fixed_blas_threads():  # as in WhisperASR.transcribe
-                self._features = self._extractor(self._audio)
-            if self._features.shape != self.shape:
-                raise RuntimeError(f"faster-whisper's features are {self._features.shape}, not {self.shape}")
-        return self._features[key]
+            self._decoder = EncodedDecoder(model, tokenizer, _options(tokenizer, self.beam_size))
+        return self._decoder
 
 
 def _decoding(beam_size: int) -> dict[str, object]:
@@ -273,15 +251,33 @@ def check_asr(
     With ``encoder_output`` (its first window's, from a Whisper encoder pass the caller already made) only
     the decoder runs (:meth:`WhisperASR.transcribe_encoded`).
     """
-    if len(audio) < AUDIO_SAMPLE_RATE // 10:
-        transcript = ""
-    elif encoder_output is not None:
-        transcript = asr.transcribe_encoded(audio, encoder_output)
+    states = None if encoder_output is None else [encoder_output]
+    return check_asr_many([audio], [text], config, asr, states)[0]
+
+
+def check_asr_many(
+    audios: list[np.ndarray],
+    texts: list[str],
+    config: ASRConfig,
+    asr: WhisperASR,
+    encoder_outputs: list[np.ndarray] | None = None,
+) -> list[tuple[dict[str, float], list[tuple[str, float]], str]]:
+    """:func:`check_asr` for several clips; given their encoder outputs, the decoder takes them in
+    batches (:meth:`WhisperASR.transcribe_encoded_many`, the same transcripts as one by one)."""
+    heard = [i for i, audio in enumerate(audios) if len(audio) >= AUDIO_SAMPLE_RATE // 10]
+    transcripts = [""] * len(audios)  # under 0.1 s: nothing to hear
+    if encoder_outputs is not None:
+        decoded = asr.transcribe_encoded_many([audios[i] for i in heard], [encoder_outputs[i] for i in heard])
     else:
-        transcript = asr.transcribe(audio)
-    wer, cer = error_rates(text, transcript)
-    metrics = {"asr_wer": wer, "asr_cer": cer}
-    return metrics, asr_failing(metrics, config), transcript
+        decoded = [asr.transcribe(audios[i]) for i in heard]
+    for i, transcript in zip(heard, decoded, strict=True):
+        transcripts[i] = transcript
+    results = []
+    for text, transcript in zip(texts, transcripts, strict=True):
+        wer, cer = error_rates(text, transcript)
+        metrics = {"asr_wer": wer, "asr_cer": cer}
+        results.append((metrics, asr_failing(metrics, config), transcript))
+    return results
 
 
 def asr_failing(metrics: dict[str, float], config: ASRConfig) -> list[tuple[str, float]]:

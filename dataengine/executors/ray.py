@@ -130,8 +130,12 @@ def _one_line(exc: Exception) -> Exception:
 
     errors = ray.exceptions
     died = (
-        errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.LocalRayletDiedError,
-        errors.OwnerDiedError, errors.ObjectLostError,
+        errors.RayActorError,
+        errors.WorkerCrashedError,
+        errors.NodeDiedError,
+        errors.LocalRayletDiedError,
+        errors.OwnerDiedError,
+        errors.ObjectLostError,
     )
     cause = getattr(exc, "cause", None)
     # a dead actor can arrive as a RayTaskError too (Ray makes one per cause class): death is checked first
@@ -280,7 +284,9 @@ class RayExecutor:
             if pending and left > 1:  # not just before the error
                 log.warning(
                     "ray: waiting for a node for %s (%.0f s of executor.placement_timeout_s %g)",
-                    _pending_summary(pending, self._asks), timeout - left, timeout,
+                    _pending_summary(pending, self._asks),
+                    timeout - left,
+                    timeout,
                 )
 
     def _report_placement(self, ray: Any) -> None:

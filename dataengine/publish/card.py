@@ -37,6 +37,8 @@ def template_dirs() -> list[Path]:
     if OVERRIDE_DIR.is_dir():
         dirs.append(OVERRIDE_DIR.resolve())
     return [*dirs, shipped]
+
+
 _SAMPLE_COLUMNS = set(column_names(SampleRow))
 
 

@@ -177,21 +177,29 @@ class WhisperEncoder(nn.Module):
         self.blocks = nn.ModuleList(ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer))
         self.ln_post = LayerNorm(n_state)
         self.padding = PaddingTemplate(self)
+        self.short_stem = ShortStem(self)
         self.last_rows = LastLayerRows(self)
 
     def stem(self, mel: Tensor) -> Tensor:
         """The convolutions and positional embedding: (B, n_mels, 2 * n_ctx) -> (B, n_ctx, n_state)."""
+        if mel.shape[-1] != 2 * self.n_ctx:
+            raise ValueError(f"encoder expects {2 * self.n_ctx} mel frames, got {mel.shape[-1]}")
+        return self.stem_rows(mel, self.n_ctx)
+
+    def stem_rows(self, mel: Tensor, rows: int) -> Tensor:
+        """The stem's first ``rows`` frames from the mel frames given (all of the window, or its start:
+        frame ``i`` reads mel frames ``2i-2 .. 2i+2``, so ``rows`` must stay under ``(frames - 2) / 2``
+        unless the frames are the whole window)."""
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x))
-        x = x.permute(0, 2, 1)
-        if x.shape[1:] != self.positional_embedding.shape:
-            raise ValueError(f"encoder expects {2 * self.n_ctx} mel frames, got {mel.shape[-1]}")
-        return x + self.positional_embedding
+        x = x.permute(0, 2, 1)[:, :rows]
+        return x + self.positional_embedding[:rows]
 
     def forward(self, mel: Tensor, n_frames: Sequence[int] | None = None, rows: int | None = None) -> Tensor:
         """``n_frames``: each clip's mel frames before padding with :data:`PAD_VALUE` (optional);
         ``rows``: only the first ``rows`` output frames are wanted (at least that many come back)."""
-        x = self.stem(mel)
+        x = self.short_stem.stem(mel, n_frames) if n_frames is not None else None
+        x = self.stem(mel) if x is None else x
         qkv = self.padding.layer0_qkv(x, n_frames) if n_frames is not None else None
         keep = self.last_rows.rows(x, rows) if rows is not None else None
         last = len(self.blocks) - 1
@@ -291,6 +299,75 @@ class PaddingTemplate(ExactShortcut):
             ):
                 return None
         return stem[0], q[0], k[0], v[0]
+
+
+class ShortStem(ExactShortcut):
+    """The stem of a clip from the start of its window: the convolutions over the first ``width`` mel
+    frames instead of all 3000, the frames that see only padding taken from :class:`PaddingTemplate`.
+    ~80 % of the stem (~4 % of the encoder) on a clip of a few seconds.
+
+    A clip's own frames (``max(64, n // 2 + 2)`` of them, as the template counts) need mel frames up to
+    ``2 * rows + 2``; the width is the smallest of :data:`WIDTHS` that covers them. Exact because it is
+    checked, not assumed: the mel after the clip must be :data:`PAD_VALUE` (so the other frames are the
+    template's), and once per weights a batch of two padded clips is run both ways at each width, where
+    every frame must match the full stem's bits; a width that fails is not used (oneDNN's convolution
+    takes another kernel for windows of 256 frames or fewer here, whose last bits differ; hence no
+    width under 320). Used on the CPU in float32 without autocast or gradients only.
+    """
+
+    WIDTHS = (320, 384, 512, 640, 768, 1024, 1536, 2048)
+    """Mel frames the convolutions may run over; a clip that needs more gets the whole window."""
+
+    def tensors(self) -> list[Tensor]:
+        enc = self.encoder
+        return [*enc.conv1.parameters(), *enc.conv2.parameters(), enc.positional_embedding]
+
+    def stem(self, mel: Tensor, n_frames: Sequence[int]) -> Tensor | None:
+        """The stem of the padded mels ``mel`` whose clips have ``n_frames`` mel frames each, or None
+        where the shortcut does not apply (the caller then runs the whole stem)."""
+        enc = self.encoder
+        if len(n_frames) != mel.shape[0] or mel.shape[-1] != 2 * enc.n_ctx:
+            return None
+        widths = self.value(mel)
+        template = enc.padding.value(mel)
+        if not widths or template is None:
+            return None
+        rows = [min(enc.n_ctx, max(PaddingTemplate.MIN_ROWS, int(n) // 2 + 2)) for n in n_frames]
+        picked = [next((w for w in widths if w >= 2 * r + 4), None) for r in rows]
+        if any(w is None for w in picked):
+            return None
+        for b, n in enumerate(n_frames):
+            if not bool((mel[b, :, max(0, int(n)) :] == PAD_VALUE).all()):
+                return None  # not WhisperVQ's padding after the clip
+        return self._stem(mel, rows, picked, template[0])  # type: ignore[arg-type]
+
+    def _stem(self, mel: Tensor, rows: list[int], widths: list[int], padding: Tensor) -> Tensor:
+        enc = self.encoder
+        clips = [
+            torch.cat([enc.stem_rows(mel[b : b + 1, :, :w], r), padding[None, r:]], dim=1)
+            for b, (r, w) in enumerate(zip(rows, widths, strict=True))
+        ]
+        return torch.cat(clips, dim=0)
+
+    def compute(self, device: torch.device) -> tuple[int, ...]:
+        """The widths at which a batch of two padded clips gets the full stem's bits."""
+        enc = self.encoder
+        template = enc.padding.value(torch.zeros(1, device=device))
+        if template is None:
+            return ()
+        generator = torch.Generator().manual_seed(0)
+        mel = torch.full((2, enc.n_mels, 2 * enc.n_ctx), PAD_VALUE)
+        passed = []
+        for width in self.WIDTHS:
+            rows = [(width - 4) // 2 - 8 * b for b in range(2)]  # two lengths that need this width
+            n_frames = [2 * (r - 2) for r in rows]
+            trial = mel.clone()
+            for b, n in enumerate(n_frames):
+                trial[b, :, :n] = torch.rand(enc.n_mels, n, generator=generator) * 2 - 1.0
+            trial = trial.to(device)
+            if torch.equal(self._stem(trial, rows, [width, width], template[0]), enc.stem(trial)):
+                passed.append(width)
+        return tuple(passed)
 
 
 class LastLayerRows(ExactShortcut):

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dataengine.audio.asr import ASR_METRIC_NAMES, ASRStage, WhisperASR, check_asr, decoder_beam, model_dir
+from dataengine.audio.asr import (
+    ASR_METRIC_NAMES,
+    ASRStage,
+    WhisperASR,
+    check_asr_many,
+    decoder_beam,
+    model_dir,
+)
 from dataengine.recipe import ASRConfig, Recipe, SettingError, TokenizerConfig
 from dataengine.sample import Unit
 from dataengine.tokenizer.ct2_whisper import file_sha256
@@ -85,6 +92,7 @@ class WhisperPassStage(TokenizerStage):
         *TokenizerStage.code_modules,
         "dataengine.tokenizer.stage",
         "dataengine.audio.asr",
+        "dataengine.audio.asr_decoder",
         *ASRStage.code_modules,
     )
 
@@ -122,14 +130,19 @@ class WhisperPassStage(TokenizerStage):
             if unit.turn.audio is None:
                 raise ValueError("turn has no audio")
         heard = [self.round_trip.applies(u.turn) for u in batch]
-        results = []
         passes = self.model.encode_with_states([u.turn.audio for u in batch], keep_states=heard)
-        for unit, asks, (tokens, state) in zip(batch, heard, passes, strict=True):
-            if not asks:
-                results.append((tokens, {}, None))
-                continue
-            turn = unit.turn
-            metrics, _, transcript = check_asr(turn.audio, turn.text, self.asr_config, self.asr, state)
+        asked = [i for i, asks in enumerate(heard) if asks]
+        checks = check_asr_many(
+            [batch[i].turn.audio for i in asked],
+            [batch[i].turn.text for i in asked],
+            self.asr_config,
+            self.asr,
+            [passes[i][1] for i in asked],
+        )
+        checked = dict(zip(asked, checks, strict=True))
+        results = []
+        for i, (tokens, _) in enumerate(passes):
+            metrics, _, transcript = checked.get(i, ({}, [], None))
             results.append((tokens, metrics, transcript))
         return results
 
