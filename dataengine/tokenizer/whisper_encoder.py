@@ -309,13 +309,16 @@ class ShortStem(ExactShortcut):
     A clip's own frames (``max(64, n // 2 + 2)`` of them, as the template counts) need mel frames up to
     ``2 * rows + 2``; the width is the smallest of :data:`WIDTHS` that covers them. Exact because it is
     checked, not assumed: the mel after the clip must be :data:`PAD_VALUE` (so the other frames are the
-    template's), and once per weights a batch of two padded clips is run both ways at each width, where
-    every frame must match the full stem's bits; a width that fails is not used (oneDNN's convolution
-    takes another kernel for windows of 256 frames or fewer here, whose last bits differ; hence no
-    width under 320). Used on the CPU in float32 without autocast or gradients only.
+    template's), and once per weights a batch of padded clips, one per width, is run both ways, where
+    every frame must match the full stem's bits; a width that fails is not used. oneDNN picks its
+    convolution kernels and blocking by shape and by the machine's caches: on a Zen 4 (AVX2 pins)
+    windows of 256 frames or fewer take another kernel, whose last bits differ (hence no width under
+    320), and an earlier AVX2-only AMD machine gave the stride-2 ``conv2`` other bits at every length
+    but 3000, where the check turns the shortcut off. On the CPU in float32 without autocast or
+    gradients only.
     """
 
-    WIDTHS = (320, 384, 512, 640, 768, 1024, 1536, 2048)
+    WIDTHS = (320, 448, 640, 1024, 1536, 2048)
     """Mel frames the convolutions may run over; a clip that needs more gets the whole window."""
 
     def tensors(self) -> list[Tensor]:
@@ -350,24 +353,26 @@ class ShortStem(ExactShortcut):
         return torch.cat(clips, dim=0)
 
     def compute(self, device: torch.device) -> tuple[int, ...]:
-        """The widths at which a batch of two padded clips gets the full stem's bits."""
+        """The widths at which a clip gets the bits of the whole stem of a batch (one padded clip of
+        random mel per width, each as long as its width allows, in one batch as a build has them)."""
         enc = self.encoder
         template = enc.padding.value(torch.zeros(1, device=device))
         if template is None:
             return ()
+        widths = [w for w in self.WIDTHS if w < 2 * enc.n_ctx]
+        rows = [(w - 4) // 2 for w in widths]
+        trial = torch.full((len(widths), enc.n_mels, 2 * enc.n_ctx), PAD_VALUE)
         generator = torch.Generator().manual_seed(0)
-        mel = torch.full((2, enc.n_mels, 2 * enc.n_ctx), PAD_VALUE)
-        passed = []
-        for width in self.WIDTHS:
-            rows = [(width - 4) // 2 - 8 * b for b in range(2)]  # two lengths that need this width
-            n_frames = [2 * (r - 2) for r in rows]
-            trial = mel.clone()
-            for b, n in enumerate(n_frames):
-                trial[b, :, :n] = torch.rand(enc.n_mels, n, generator=generator) * 2 - 1.0
-            trial = trial.to(device)
-            if torch.equal(self._stem(trial, rows, [width, width], template[0]), enc.stem(trial)):
-                passed.append(width)
-        return tuple(passed)
+        for b, r in enumerate(rows):
+            n = 2 * (r - 2)  # the longest clip whose own rows fit the width
+            trial[b, :, :n] = torch.rand(enc.n_mels, n, generator=generator) * 2 - 1.0
+        trial = trial.to(device)
+        full = enc.stem(trial)
+        return tuple(
+            w
+            for b, (w, r) in enumerate(zip(widths, rows, strict=True))
+            if torch.equal(self._stem(trial[b : b + 1], [r], [w], template[0]), full[b : b + 1])
+        )
 
 
 class LastLayerRows(ExactShortcut):
