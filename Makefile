@@ -45,8 +45,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_vq.py
-	# the Whisper encoder's exact shortcuts (padding template, last layer for the tokens' frames), bits checked
+	# the Whisper encoder's exact shortcuts (padding template, short stem, last layer for the tokens' frames), bits checked
 	$(BIN)/python benchmarks/bench_encoder_shortcuts.py
+	# the ASR decoder over given encoder output: clips per CTranslate2 call, transcripts checked
+	$(BIN)/python benchmarks/bench_decoder_batch.py
 	$(BIN)/python benchmarks/bench_scale.py
 	# the ordered part at 10k/100k/1M samples, precomputed audio (the engine, not the models; ~15 min at 1M here)
 	$(BIN)/python benchmarks/bench_scale.py --engine

@@ -1,11 +1,11 @@
 """`make bench`: what the Whisper encoder's exact shortcuts save on CPU, one table.
 
 The embedded tokenizer's tiny.en encoder runs each clip (padded to the 30 s window) three ways, one
-thread, interleaved for ``--rounds`` rounds: in full; with layer 0's padding template (``n_frames``
-given: what every build does); and with the template plus the last layer for the tokens' frames only
-(``rows``: a build whose tokens no decoder reads). Outputs are checked bit for bit against the full
-encoder (the shortened one on the frames it returns); a shortcut that does not hold on this machine is
-reported as such and then costs what the full encoder does.
+thread, interleaved for ``--rounds`` rounds: in full; with layer 0's padding template and the short
+stem (``n_frames`` given: what every build does); and with those plus the last layer for the tokens'
+frames only (``rows``: a build whose tokens no decoder reads). Outputs are checked bit for bit against
+the full encoder (the shortened one on the frames it returns); a shortcut that does not hold on this
+machine is reported as such and then costs what the full encoder does.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def main() -> None:
     vq = load_whispervq("default")
     encoder = vq.encoder
     print(f"Whisper encoder shortcuts, 1 thread, median of {args.rounds} interleaved rounds (ms per clip)")
-    print("| clip | full | + padding template | + last layer for the tokens' frames | outputs |")
+    print("| clip | full | + padding template, short stem | + last layer for the tokens' frames | outputs |")
     print("|---|---|---|---|---|")
     with torch.inference_mode():
         for i, seconds in enumerate(float(s) for s in args.seconds.split(",")):
