@@ -12,14 +12,17 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dataengine.audio.asr_decoder import EncodedDecoder
 from dataengine.recipe import ASRConfig, Recipe, SettingError
 from dataengine.sample import AUDIO_SAMPLE_RATE, Turn, Unit
 from dataengine.stage import FilterStage, Stage
 from dataengine.threads import fixed_blas_threads
+
+if TYPE_CHECKING:
+    from dataengine.audio.asr_decoder import EncodedDecoder
 
 ASR_METRIC_NAMES: tuple[str, ...] = ("asr_wer", "asr_cer")
 BUILTIN_MODELS = ("tiny.en", "base")
@@ -186,6 +189,8 @@ class WhisperASR:
         if self._decoder is None:
             from faster_whisper.tokenizer import Tokenizer
 
+            from dataengine.audio.asr_decoder import EncodedDecoder  # only the shared pass's (its cache key)
+
             model = self._model
             tokenizer = Tokenizer(
                 model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
@@ -301,7 +306,10 @@ class ASRStage(FilterStage):
     cacheable = True
     reads = ("text", "audio")
     writes = ("transcript",)
-    code_modules = ("dataengine.threads",)  # the BLAS thread count of the log-mel
+    code_modules = (
+        "dataengine.threads",  # the BLAS thread count of the log-mel
+        "dataengine.audio.asr_decoder",  # WhisperASR's decoder over given encoder output (the shared pass)
+    )
 
     def __init__(self, config: ASRConfig) -> None:
         self.config = config

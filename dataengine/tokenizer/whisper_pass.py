@@ -92,7 +92,6 @@ class WhisperPassStage(TokenizerStage):
         *TokenizerStage.code_modules,
         "dataengine.tokenizer.stage",
         "dataengine.audio.asr",
-        "dataengine.audio.asr_decoder",
         *ASRStage.code_modules,
     )
 
