@@ -259,6 +259,11 @@ class PaddingTemplate(ExactShortcut):
     ROW_COUNTS = (64, 65, 100, 257, 751, 1499)
     """Row counts at which the row-independence of LayerNorm and the projections is checked."""
 
+    @classmethod
+    def own_rows(cls, n_frames: int, n_ctx: int) -> int:
+        """Encoder frames a clip of ``n_frames`` mel frames computes itself (the rest are the template's)."""
+        return min(n_ctx, max(cls.MIN_ROWS, int(n_frames) // 2 + 2))
+
     def layer0_qkv(self, x: Tensor, n_frames: Sequence[int]) -> tuple[Tensor, Tensor, Tensor] | None:
         """Layer 0's Q/K/V for ``x`` (the stem's output), padding rows from the template; None where
         the template does not apply (the caller then computes them all)."""
@@ -266,7 +271,7 @@ class PaddingTemplate(ExactShortcut):
         if rows is None:
             return None
         stem, *template = rows
-        starts = [min(x.shape[1], max(self.MIN_ROWS, int(n) // 2 + 2)) for n in n_frames]
+        starts = [self.own_rows(n, x.shape[1]) for n in n_frames]
         if any(not torch.equal(x[b, s:], stem[s:]) for b, s in enumerate(starts)):
             return None
         block = self.encoder.blocks[0]
@@ -335,7 +340,7 @@ class ShortStem(ExactShortcut):
         template = enc.padding.value(mel)
         if not widths or template is None:
             return None
-        rows = [min(enc.n_ctx, max(PaddingTemplate.MIN_ROWS, int(n) // 2 + 2)) for n in n_frames]
+        rows = [PaddingTemplate.own_rows(n, enc.n_ctx) for n in n_frames]
         picked = [next((w for w in widths if w >= 2 * r + 4), None) for r in rows]
         if any(w is None for w in picked):
             return None
